@@ -1,0 +1,37 @@
+"""The ``cxrbench`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="cxrbench",
+    help="Benchmark harness for chest X-ray vision-language pre-training (MeDSLIP and baselines).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """cxrbench: pre-train, evaluate and compare chest X-ray vision-language models."""
+
+
+@app.command("version")
+def version() -> None:
+    """Print the versions of cxrbench and medslip."""
+    import medslip
+
+    import cxrbench
+
+    typer.echo(f"cxrbench {cxrbench.__version__} / medslip {medslip.__version__}")
+
+
+# Sub-commands register themselves here, one explicit import per area.
+# [cli-register: synth]
+# [cli-register: data]
+# [cli-register: prep]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
