@@ -1,0 +1,479 @@
+"""Multi-label classification metrics: AUC, AUPRC, F1 and accuracy with validation thresholds.
+
+Conventions (the evaluation protocol)
+-------------------------------------
+- Inputs are ``scores`` ``(N, C)`` (any real numbers; higher means more likely positive) and ``labels``
+  ``(N, C)`` with 1 = positive, 0 = negative, NaN = unknown. A 1-D ``(N,)`` input is one class.
+  Unknown entries are excluded from that class only, and counted (``n_unknown``).
+- A class is *evaluable* when its labelled entries hold at least one positive and one negative. Every metric
+  of a class that is not evaluable is undefined (``NaN`` in arrays, ``None`` in reports, with a reason) and the
+  class is left out of macro means. Never a crash, never a silent 0.5.
+- AUC is ``sklearn.metrics.roc_auc_score`` (ties count one half); AUPRC is
+  ``sklearn.metrics.average_precision_score`` (step-wise, no interpolation).
+- Decision rule: positive iff ``score >= threshold``. The threshold of a class is the validation score that
+  maximises F1 on the validation predictions; ties between thresholds with equal F1 go to the *highest*
+  threshold (fewest predicted positives). A class without validation positives has no threshold (NaN).
+- Macro = unweighted mean over the classes where the metric is defined; each macro entry lists its classes.
+- Bootstrap: thresholds are fixed (they come from validation), test images are resampled; in each resample
+  a class is evaluable under the same rule, and a macro replicate is undefined (skipped) when one of its
+  classes is undefined in that resample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from cxrbench.metrics.bootstrap import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_MIN_VALID_FRACTION,
+    interval_from_samples,
+    make_units,
+    resample_weights,
+)
+
+METRICS = ("auc", "auprc", "f1", "accuracy")
+
+PROTOCOL = {
+    "auc": "ROC AUC per class over all labelled evaluation images (sklearn roc_auc_score; ties count 1/2)",
+    "auprc": "average precision per class (sklearn average_precision_score, step-wise)",
+    "f1_accuracy": "positive iff score >= threshold; F1 and accuracy over labelled evaluation images",
+    "threshold": "per class, the validation score maximising validation F1; ties -> highest threshold",
+    "undefined": "a class lacking positives or negatives among labelled images has undefined metrics",
+    "macro": "unweighted mean over classes where the metric is defined (listed per metric)",
+    "unknown_labels": "NaN labels are excluded per class and counted",
+    "interval": "95% percentile bootstrap over test images (by patient when groups are given); "
+    "thresholds fixed; undefined resamples skipped and counted",
+}
+
+
+# --------------------------------------------------------------------------------------------- inputs
+
+
+def _as_2d(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and return ``(scores, labels)`` as float64 ``(N, C)`` arrays."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if s.ndim == 1:
+        s = s[:, None]
+    if y.ndim == 1:
+        y = y[:, None]
+    if s.ndim != 2 or s.shape != y.shape:
+        raise ValueError(f"scores and labels must both be (N, C); got {np.shape(scores)} and {np.shape(labels)}")
+    if s.shape[0] == 0:
+        raise ValueError("no images to evaluate")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores must be finite (evaluation never drops samples; fix the model output)")
+    known = y[~np.isnan(y)]
+    if not np.all((known == 0) | (known == 1)):
+        raise ValueError("labels must be 0, 1 or NaN (unknown)")
+    return s, y
+
+
+@dataclass(frozen=True)
+class ClassCounts:
+    """Label counts of one class over the evaluation images.
+
+    Attributes:
+        n_positive, n_negative: labelled positives and negatives.
+        n_unknown: NaN labels, excluded from this class's metrics.
+    """
+
+    n_positive: int
+    n_negative: int
+    n_unknown: int
+
+    @property
+    def evaluable(self) -> bool:
+        """True when the class has both positives and negatives."""
+        return self.n_positive > 0 and self.n_negative > 0
+
+    @property
+    def reason(self) -> str | None:
+        """Why the class is not evaluable, or ``None``."""
+        if self.n_positive == 0 and self.n_negative == 0:
+            return "no labelled image (all labels unknown)"
+        if self.n_positive == 0:
+            return "no positive image"
+        if self.n_negative == 0:
+            return "no negative image"
+        return None
+
+
+def class_counts(labels: np.ndarray) -> list[ClassCounts]:
+    """Per-class counts of positives, negatives and unknowns.
+
+    Args:
+        labels: ``(N, C)`` or ``(N,)`` with values 0, 1 or NaN.
+    """
+    y = np.asarray(labels, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    return [
+        ClassCounts(int(np.sum(col == 1)), int(np.sum(col == 0)), int(np.sum(np.isnan(col)))) for col in y.T
+    ]
+
+
+# --------------------------------------------------------------------------------------- point metrics
+
+
+def roc_auc_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """ROC AUC per class.
+
+    Args:
+        scores: ``(N, C)`` scores. labels: ``(N, C)`` 0/1/NaN.
+
+    Returns:
+        ``(C,)`` float64; NaN for classes that are not evaluable (see :func:`class_counts`).
+    """
+    s, y = _as_2d(scores, labels)
+    out = np.full(s.shape[1], np.nan)
+    for c, counts in enumerate(class_counts(y)):
+        if counts.evaluable:
+            known = ~np.isnan(y[:, c])
+            out[c] = roc_auc_score(y[known, c], s[known, c])
+    return out
+
+
+def average_precision_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Average precision (AUPRC) per class.
+
+    Args:
+        scores: ``(N, C)`` scores. labels: ``(N, C)`` 0/1/NaN.
+
+    Returns:
+        ``(C,)`` float64; NaN for classes that are not evaluable.
+    """
+    s, y = _as_2d(scores, labels)
+    out = np.full(s.shape[1], np.nan)
+    for c, counts in enumerate(class_counts(y)):
+        if counts.evaluable:
+            known = ~np.isnan(y[:, c])
+            out[c] = average_precision_score(y[known, c], s[known, c])
+    return out
+
+
+def macro_mean(values: np.ndarray) -> float | None:
+    """Unweighted mean over defined (finite) entries; ``None`` when none is defined."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    return float(v[ok].mean()) if ok.any() else None
+
+
+def select_thresholds(val_scores: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
+    """Per-class decision thresholds maximising F1 on validation predictions.
+
+    The candidates are the distinct validation scores of the class's labelled images; the rule is
+    positive iff ``score >= threshold``. Among candidates with the maximal F1 (compared exactly: F1 is a
+    correctly rounded ratio of integers), the highest threshold wins.
+
+    Args:
+        val_scores: ``(N, C)`` validation scores. val_labels: ``(N, C)`` 0/1/NaN.
+
+    Returns:
+        ``(C,)`` float64 thresholds; NaN for a class with no labelled validation positive (no threshold
+        maximises F1 there).
+    """
+    s, y = _as_2d(val_scores, val_labels)
+    thresholds = np.full(s.shape[1], np.nan)
+    for c in range(s.shape[1]):
+        known = ~np.isnan(y[:, c])
+        sc, yc = s[known, c], y[known, c]
+        n_pos = int(yc.sum())
+        if n_pos == 0:
+            continue
+        order = np.argsort(-sc, kind="stable")
+        sc, yc = sc[order], yc[order]
+        # last index of each run of equal scores (descending): predicting positive down to that score
+        last = np.flatnonzero(np.r_[sc[1:] != sc[:-1], True])
+        tp = np.cumsum(yc)[last]
+        predicted = last + 1
+        f1 = 2.0 * tp / (predicted + n_pos)
+        best = int(np.flatnonzero(f1 == f1.max())[0])  # first in descending order = highest threshold
+        thresholds[c] = sc[last[best]]
+    return thresholds
+
+
+class F1Accuracy(NamedTuple):
+    """F1 and accuracy per class at fixed thresholds; each ``(C,)`` float64, NaN where undefined."""
+
+    f1: np.ndarray
+    accuracy: np.ndarray
+
+
+def f1_accuracy_at(test_scores: np.ndarray, test_labels: np.ndarray, thresholds: np.ndarray) -> F1Accuracy:
+    """F1 and accuracy per class with positive iff ``score >= threshold``.
+
+    Args:
+        test_scores: ``(N, C)``. test_labels: ``(N, C)`` 0/1/NaN. thresholds: ``(C,)`` (NaN = none).
+
+    Returns:
+        :class:`F1Accuracy`; NaN for classes that are not evaluable or have no threshold.
+    """
+    s, y = _as_2d(test_scores, test_labels)
+    t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    if t.shape != (s.shape[1],):
+        raise ValueError(f"thresholds must have shape ({s.shape[1]},), got {t.shape}")
+    f1 = np.full(s.shape[1], np.nan)
+    acc = np.full(s.shape[1], np.nan)
+    for c, counts in enumerate(class_counts(y)):
+        if not counts.evaluable or np.isnan(t[c]):
+            continue
+        known = ~np.isnan(y[:, c])
+        pred = s[known, c] >= t[c]
+        pos = y[known, c] == 1
+        tp = np.sum(pred & pos)
+        fp = np.sum(pred & ~pos)
+        fn = np.sum(~pred & pos)
+        f1[c] = 2.0 * tp / (2.0 * tp + fp + fn)
+        acc[c] = np.mean(pred == pos)
+    return F1Accuracy(f1, acc)
+
+
+# ---------------------------------------------------------------------------------- vectorised bootstrap
+
+
+def weighted_class_metrics(
+    scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, threshold: float = np.nan
+) -> dict[str, np.ndarray]:
+    """AUC, AUPRC, F1 and accuracy of one class for many image weightings at once.
+
+    With integer weights (bootstrap multiplicities) the results equal the metrics on the resampled set;
+    they equal scikit-learn's with ``sample_weight`` for any non-negative weights.
+
+    Args:
+        scores: ``(n,)`` scores of the labelled images of the class.
+        labels: ``(n,)`` 0/1 labels (no NaN).
+        weights: ``(B, n)`` non-negative weights, one row per resample.
+        threshold: decision threshold for F1/accuracy (NaN: those are NaN).
+
+    Returns:
+        ``{"auc", "auprc", "f1", "accuracy"}`` each ``(B,)``, NaN in rows without positive or negative weight.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(labels) == 1
+    w = np.asarray(weights, dtype=np.float64)
+    order = np.argsort(s, kind="stable")  # ascending
+    s_sorted = s[order]
+    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])  # tie groups
+    w_sorted = w[:, order]
+    pos_sorted = pos[order]
+    p_g = np.add.reduceat(w_sorted * pos_sorted, starts, axis=1)  # (B, G) positive weight per tie group
+    n_g = np.add.reduceat(w_sorted * ~pos_sorted, starts, axis=1)
+    p_tot = p_g.sum(axis=1)
+    n_tot = n_g.sum(axis=1)
+    ok = (p_tot > 0) & (n_tot > 0)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        neg_below = np.cumsum(n_g, axis=1) - n_g
+        auc = np.sum(p_g * (neg_below + 0.5 * n_g), axis=1) / (p_tot * n_tot)
+        # average precision: thresholds at each tie group, descending
+        tp = np.cumsum(p_g[:, ::-1], axis=1)
+        fp = np.cumsum(n_g[:, ::-1], axis=1)
+        precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1.0), 0.0)
+        auprc = np.sum(p_g[:, ::-1] * precision, axis=1) / p_tot
+
+        if np.isnan(threshold):
+            f1 = np.full(w.shape[0], np.nan)
+            acc = np.full(w.shape[0], np.nan)
+        else:
+            pred = s >= threshold
+            tp_t = w @ (pred & pos).astype(np.float64)
+            fp_t = w @ (pred & ~pos).astype(np.float64)
+            fn_t = w @ (~pred & pos).astype(np.float64)
+            tn_t = w @ (~pred & ~pos).astype(np.float64)
+            f1 = 2.0 * tp_t / (2.0 * tp_t + fp_t + fn_t)
+            acc = (tp_t + tn_t) / (p_tot + n_tot)
+
+    return {
+        "auc": np.where(ok, auc, np.nan),
+        "auprc": np.where(ok, auprc, np.nan),
+        "f1": np.where(ok, f1, np.nan),
+        "accuracy": np.where(ok, acc, np.nan),
+    }
+
+
+def bootstrap_classification(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    thresholds: np.ndarray,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Bootstrap replicates of the per-class metrics.
+
+    Args:
+        scores: ``(N, C)``. labels: ``(N, C)`` 0/1/NaN. thresholds: ``(C,)``.
+        groups: ``(N,)`` patient ids or ``None``.
+
+    Returns:
+        ``{"auc", "auprc", "f1", "accuracy"}`` each ``(n_boot, C)`` float64, NaN where undefined.
+    """
+    s, y = _as_2d(scores, labels)
+    t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    n, n_classes = s.shape
+    out = {m: np.empty((n_boot, n_classes)) for m in METRICS}
+    known = [~np.isnan(y[:, c]) for c in range(n_classes)]
+    row = 0
+    for w in resample_weights(n, groups, n_boot, seed):
+        rows = slice(row, row + w.shape[0])
+        for c in range(n_classes):
+            k = known[c]
+            if not k.any():
+                for m in METRICS:
+                    out[m][rows, c] = np.nan
+                continue
+            res = weighted_class_metrics(s[k, c], y[k, c], w[:, k], t[c])
+            for m in METRICS:
+                out[m][rows, c] = res[m]
+        row += w.shape[0]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+def classification_report(
+    val_scores: np.ndarray | None,
+    val_labels: np.ndarray | None,
+    test_scores: np.ndarray,
+    test_labels: np.ndarray,
+    class_names: Sequence[str],
+    groups: Sequence[Any] | np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    *,
+    threshold_on: str = "val",
+    confidence: float = DEFAULT_CONFIDENCE,
+    min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
+) -> dict[str, Any]:
+    """Per-class and macro AUC, AUPRC, F1 and accuracy with bootstrap intervals.
+
+    Args:
+        val_scores, val_labels: ``(N_val, C)`` validation predictions and 0/1/NaN labels; thresholds come
+            from these only. May be ``None`` when ``threshold_on="test"``.
+        test_scores, test_labels: ``(N, C)`` test predictions and 0/1/NaN labels (the whole test set).
+        class_names: ``C`` names.
+        groups: ``(N,)`` patient id of each test image (resample by patient), or ``None`` (by image).
+        n_boot: number of bootstrap resamples. seed: resampling seed.
+        threshold_on: ``"val"`` (the protocol) or ``"test"`` (reproduces published code that picked the
+            threshold on the test set; the report says so).
+        confidence, min_valid_fraction: see :mod:`cxrbench.metrics.bootstrap`.
+
+    Returns:
+        A JSON-ready dict::
+
+            {
+              "protocol": {...},                      # the conventions, in words
+              "threshold_on": "val" | "test",
+              "n_images": N,
+              "class_names": [...],
+              "per_class": {name: {
+                  "n_positive": int, "n_negative": int, "n_unknown": int,
+                  "evaluable": bool, "undefined_reason": str | None,
+                  "threshold": float | None,
+                  "auc" | "auprc" | "f1" | "accuracy": {
+                      "value": float | None, "ci_low": float | None, "ci_high": float | None,
+                      "n_resamples_used": int, "n_resamples_skipped": int, "undefined_reason": str | None}}},
+              "macro": {"auc" | "auprc" | "f1" | "accuracy": {<same entry>, "classes": [names averaged]}},
+              "undefined_classes": [{"class": name, "reason": str}],
+              "thresholds": {name: float | None},
+              "bootstrap": {"n_boot", "seed", "confidence", "method": "percentile",
+                            "unit": "patient" | "image", "n_units", "min_valid_fraction"},
+            }
+    """
+    s, y = _as_2d(test_scores, test_labels)
+    names = [str(n) for n in class_names]
+    if len(names) != s.shape[1]:
+        raise ValueError(f"{len(names)} class names for {s.shape[1]} classes")
+    if threshold_on == "val":
+        if val_scores is None or val_labels is None:
+            raise ValueError("threshold_on='val' needs validation scores and labels")
+        vs, vy = _as_2d(val_scores, val_labels)
+        if vs.shape[1] != s.shape[1]:
+            raise ValueError("validation and test have different numbers of classes")
+        thresholds = select_thresholds(vs, vy)
+        val_counts = class_counts(vy)
+    elif threshold_on == "test":
+        thresholds = select_thresholds(s, y)
+        val_counts = class_counts(y)
+    else:
+        raise ValueError("threshold_on must be 'val' or 'test'")
+
+    counts = class_counts(y)
+    points = {
+        "auc": roc_auc_per_class(s, y),
+        "auprc": average_precision_per_class(s, y),
+    }
+    points["f1"], points["accuracy"] = f1_accuracy_at(s, y, thresholds)
+    units = make_units(s.shape[0], groups)
+    reps = bootstrap_classification(s, y, thresholds, groups, n_boot, seed)
+
+    per_class: dict[str, Any] = {}
+    undefined = []
+    for c, name in enumerate(names):
+        reason = counts[c].reason
+        threshold_reason = None
+        if np.isnan(thresholds[c]):
+            source = "validation" if threshold_on == "val" else "test"
+            threshold_reason = f"no threshold: no labelled positive in the {source} set"
+        entry: dict[str, Any] = {
+            "n_positive": counts[c].n_positive,
+            "n_negative": counts[c].n_negative,
+            "n_unknown": counts[c].n_unknown,
+            "evaluable": counts[c].evaluable,
+            "undefined_reason": reason,
+            "threshold": None if np.isnan(thresholds[c]) else float(thresholds[c]),
+            "threshold_undefined_reason": threshold_reason,
+        }
+        for m in METRICS:
+            why = reason or (threshold_reason if m in ("f1", "accuracy") else None)
+            entry[m] = interval_from_samples(
+                points[m][c], reps[m][:, c], confidence, min_valid_fraction, point_reason=why
+            ).to_dict()
+        per_class[name] = entry
+        if reason is not None:
+            undefined.append({"class": name, "reason": reason})
+        elif threshold_reason is not None:
+            undefined.append({"class": name, "reason": f"f1/accuracy undefined: {threshold_reason}"})
+
+    macro: dict[str, Any] = {}
+    for m in METRICS:
+        cols = np.flatnonzero(np.isfinite(points[m]))
+        point = float(points[m][cols].mean()) if cols.size else None
+        # mean over the same classes; NaN (skipped) if any of them is undefined in the resample
+        samples = reps[m][:, cols].mean(axis=1) if cols.size else np.full(n_boot, np.nan)
+        entry = interval_from_samples(
+            point, samples, confidence, min_valid_fraction, point_reason="no class with a defined value"
+        ).to_dict()
+        entry["classes"] = [names[c] for c in cols]
+        macro[m] = entry
+
+    return {
+        "protocol": dict(PROTOCOL),
+        "threshold_on": threshold_on,
+        "n_images": int(s.shape[0]),
+        "class_names": names,
+        "per_class": per_class,
+        "macro": macro,
+        "undefined_classes": undefined,
+        "thresholds": {n: per_class[n]["threshold"] for n in names},
+        "validation_counts": {
+            n: {"n_positive": vc.n_positive, "n_negative": vc.n_negative, "n_unknown": vc.n_unknown}
+            for n, vc in zip(names, val_counts)
+        },
+        "bootstrap": {
+            "n_boot": int(n_boot),
+            "seed": int(seed),
+            "confidence": confidence,
+            "method": "percentile",
+            "unit": units.description,
+            "n_units": units.n_units,
+            "min_valid_fraction": min_valid_fraction,
+        },
+    }
