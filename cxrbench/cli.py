@@ -29,7 +29,9 @@ def version() -> None:
 
 # Sub-commands register themselves here, one explicit import per area.
 # [cli-register: synth]
-# [cli-register: data]
+from cxrbench.data.cli import register as _register_data  # noqa: E402
+
+_register_data(app)
 # [cli-register: prep]
 
 

@@ -180,19 +180,33 @@ class MeDSLIP(nn.Module):
 
         x_pathology, x_anatomy = self.encode_image(images)
         out = self.decode(x_pathology, x_anatomy, need_attention=False)
-        feat_p, feat_a = out["features_pathology"], out["features_anatomy"]
+        return self.loss_terms(
+            out["features_pathology"], out["features_anatomy"], matrix, labels_p, labels_a, index_p, index_a
+        )
 
-        loss_ap = losses.interaction_loss(feat_p, feat_a, matrix)
-        drop_p = self.dropout_feas_pathology(feat_p)
-        drop_a = self.dropout_feas_anatomy(feat_a)
-        loss_ce_p = losses.existence_loss(self.classifier_pathology(drop_p), labels_p)
-        loss_ce_a = losses.existence_loss(self.classifier_anatomy(drop_a), labels_a)
+    def loss_terms(
+        self,
+        features_pathology: Tensor,
+        features_anatomy: Tensor,
+        matrix: Tensor,
+        labels_pathology: Tensor,
+        labels_anatomy: Tensor,
+        sample_index_pathology: Tensor,
+        sample_index_anatomy: Tensor,
+    ) -> dict[str, Tensor]:
+        """The five terms from the pre-dropout decoder outputs (B x P x d and B x A x d)."""
+        loss_ap = losses.interaction_loss(features_pathology, features_anatomy, matrix)
+        drop_p = self.dropout_feas_pathology(features_pathology)
+        drop_a = self.dropout_feas_anatomy(features_anatomy)
+        loss_ce_p = losses.existence_loss(self.classifier_pathology(drop_p), labels_pathology)
+        loss_ce_a = losses.existence_loss(self.classifier_anatomy(drop_a), labels_anatomy)
         positive = matrix == 1  # B x A x P
         loss_cl_p = losses.prototype_contrastive_loss(
-            self.cl_fc_pathology(drop_p), self.anatomy_book, positive.transpose(1, 2), index_p.long(), labels_p
+            self.cl_fc_pathology(drop_p), self.anatomy_book, positive.transpose(1, 2),
+            sample_index_pathology.long(), labels_pathology,
         )
         loss_cl_a = losses.prototype_contrastive_loss(
-            self.cl_fc_anatomy(drop_a), self.pathology_book, positive, index_a.long(), labels_a
+            self.cl_fc_anatomy(drop_a), self.pathology_book, positive, sample_index_anatomy.long(), labels_anatomy
         )
         total = loss_ce_p + loss_ce_a + loss_cl_p + loss_cl_a + loss_ap
         return {

@@ -237,6 +237,98 @@ def f1_accuracy_at(test_scores: np.ndarray, test_labels: np.ndarray, thresholds:
 # ---------------------------------------------------------------------------------- vectorised bootstrap
 
 
+class _SortedClass(NamedTuple):
+    """Index plan for one class, computed once and reused for every chunk of resamples.
+
+    Labelled images are taken in ascending score order; tie groups are runs of equal scores. Only groups
+    holding a positive contribute to AUC and AUPRC, so beyond two passes over all images (a gather and a
+    segment sum) the work is over positive images only.
+    """
+
+    rows: np.ndarray  # (n,) image indices of the labelled images, ascending score
+    bounds: np.ndarray  # (K,) sorted unique positions in [0, n) where segment sums start
+    pos_rows: np.ndarray  # (n_pos,) image indices of positives, ascending score
+    pos_group_first: np.ndarray  # (Gp,) index into pos_rows of each positive group's first positive
+    start_at: np.ndarray  # (Gp,) index into the cumulative table of each positive group's start position
+    end_at: np.ndarray  # (Gp,) same for the group's end (exclusive)
+    thr_at: int | None  # cumulative-table index of the first position with score >= threshold
+    thr_group: int | None  # number of positive groups strictly below the threshold
+
+
+def _plan_class(scores: np.ndarray, labels: np.ndarray, threshold: float, known: np.ndarray) -> _SortedClass:
+    """Plan for one class. scores, labels: ``(N,)``; known: ``(N,)`` bool (labelled images)."""
+    idx = np.flatnonzero(known)
+    order = np.argsort(scores[idx], kind="stable")
+    rows = idx[order]
+    s = scores[rows]
+    pos = labels[rows] == 1
+    n = s.size
+    group_start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # (G,)
+    group_end = np.r_[group_start[1:], n]
+    group_of = np.repeat(np.arange(group_start.size), np.diff(np.r_[group_start, n]))
+    pos_positions = np.flatnonzero(pos)
+    pos_groups, pos_group_first = np.unique(group_of[pos_positions], return_index=True)
+    starts, ends = group_start[pos_groups], group_end[pos_groups]
+    thr_pos = None if np.isnan(threshold) else int(np.searchsorted(s, threshold, side="left"))
+    points = [np.zeros(1, dtype=np.int64), starts, ends]
+    if thr_pos is not None:
+        points.append(np.array([thr_pos]))
+    bounds = np.unique(np.concatenate(points))
+    bounds = bounds[bounds < n]
+    table = np.r_[bounds, n]  # cumulative table entry j = total weight at positions < table[j]
+    return _SortedClass(
+        rows=rows,
+        bounds=bounds,
+        pos_rows=rows[pos_positions],
+        pos_group_first=pos_group_first,
+        start_at=np.searchsorted(table, starts),
+        end_at=np.searchsorted(table, ends),
+        thr_at=None if thr_pos is None else int(np.searchsorted(table, thr_pos)),
+        thr_group=None if thr_pos is None else int(np.searchsorted(starts, thr_pos, side="left")),
+    )
+
+
+def _metrics_planned(plan: _SortedClass, w_img: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics of one class for image-major weights ``w_img`` of shape ``(N, B)``; each ``(B,)``."""
+    n_resamples = w_img.shape[1]
+    if plan.pos_rows.size == 0 or plan.rows.size == 0:
+        return {m: np.full(n_resamples, np.nan) for m in METRICS}
+    seg = np.add.reduceat(w_img[plan.rows], plan.bounds, axis=0)
+    cum_w = np.concatenate([np.zeros((1, n_resamples)), np.cumsum(seg, axis=0)])  # (K + 1, B)
+    p_in = np.add.reduceat(w_img[plan.pos_rows], plan.pos_group_first, axis=0)  # (Gp, B)
+    cum_p = np.concatenate([np.zeros((1, n_resamples)), np.cumsum(p_in, axis=0)])  # (Gp + 1, B)
+    w_tot = cum_w[-1]
+    p_tot = cum_p[-1]
+    n_tot = w_tot - p_tot
+    w_below = cum_w[plan.start_at]  # (Gp, B) all weight strictly below each positive group
+    w_in = cum_w[plan.end_at] - w_below
+    p_below = cum_p[:-1]
+    n_below = w_below - p_below
+    n_in = w_in - p_in
+    ok = (p_tot > 0) & (n_tot > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = np.sum(p_in * (n_below + 0.5 * n_in), axis=0) / (p_tot * n_tot)
+        # precision at "score >= group score": positives at or above / all weight at or above
+        above = w_tot - w_below
+        precision = (p_tot - p_below) / np.where(above > 0, above, 1.0)
+        auprc = np.sum(p_in * precision, axis=0) / p_tot
+        if plan.thr_at is None:
+            f1 = acc = np.full(n_resamples, np.nan)
+        else:
+            predicted = w_tot - cum_w[plan.thr_at]
+            tp = p_tot - cum_p[plan.thr_group]
+            fp = predicted - tp
+            fn = p_tot - tp
+            f1 = 2.0 * tp / (2.0 * tp + fp + fn)
+            acc = (w_tot - fp - fn) / w_tot
+    return {
+        "auc": np.where(ok, auc, np.nan),
+        "auprc": np.where(ok, auprc, np.nan),
+        "f1": np.where(ok, f1, np.nan),
+        "accuracy": np.where(ok, acc, np.nan),
+    }
+
+
 def weighted_class_metrics(
     scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, threshold: float = np.nan
 ) -> dict[str, np.ndarray]:
@@ -254,47 +346,13 @@ def weighted_class_metrics(
     Returns:
         ``{"auc", "auprc", "f1", "accuracy"}`` each ``(B,)``, NaN in rows without positive or negative weight.
     """
-    s = np.asarray(scores, dtype=np.float64)
-    pos = np.asarray(labels) == 1
-    w = np.asarray(weights, dtype=np.float64)
-    order = np.argsort(s, kind="stable")  # ascending
-    s_sorted = s[order]
-    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])  # tie groups
-    w_sorted = w[:, order]
-    pos_sorted = pos[order]
-    p_g = np.add.reduceat(w_sorted * pos_sorted, starts, axis=1)  # (B, G) positive weight per tie group
-    n_g = np.add.reduceat(w_sorted * ~pos_sorted, starts, axis=1)
-    p_tot = p_g.sum(axis=1)
-    n_tot = n_g.sum(axis=1)
-    ok = (p_tot > 0) & (n_tot > 0)
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        neg_below = np.cumsum(n_g, axis=1) - n_g
-        auc = np.sum(p_g * (neg_below + 0.5 * n_g), axis=1) / (p_tot * n_tot)
-        # average precision: thresholds at each tie group, descending
-        tp = np.cumsum(p_g[:, ::-1], axis=1)
-        fp = np.cumsum(n_g[:, ::-1], axis=1)
-        precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1.0), 0.0)
-        auprc = np.sum(p_g[:, ::-1] * precision, axis=1) / p_tot
-
-        if np.isnan(threshold):
-            f1 = np.full(w.shape[0], np.nan)
-            acc = np.full(w.shape[0], np.nan)
-        else:
-            pred = s >= threshold
-            tp_t = w @ (pred & pos).astype(np.float64)
-            fp_t = w @ (pred & ~pos).astype(np.float64)
-            fn_t = w @ (~pred & pos).astype(np.float64)
-            tn_t = w @ (~pred & ~pos).astype(np.float64)
-            f1 = 2.0 * tp_t / (2.0 * tp_t + fp_t + fn_t)
-            acc = (tp_t + tn_t) / (p_tot + n_tot)
-
-    return {
-        "auc": np.where(ok, auc, np.nan),
-        "auprc": np.where(ok, auprc, np.nan),
-        "f1": np.where(ok, f1, np.nan),
-        "accuracy": np.where(ok, acc, np.nan),
-    }
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1, s.size)
+    if np.any(np.isnan(y)):
+        raise ValueError("labels must be 0/1 here (select the labelled images first)")
+    plan = _plan_class(s, y, float(threshold), np.ones(s.size, dtype=bool))
+    return _metrics_planned(plan, np.ascontiguousarray(w.T))
 
 
 def bootstrap_classification(
@@ -305,7 +363,7 @@ def bootstrap_classification(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Bootstrap replicates of the per-class metrics.
+    """Bootstrap replicates of the per-class metrics (vectorised over resamples).
 
     Args:
         scores: ``(N, C)``. labels: ``(N, C)`` 0/1/NaN. thresholds: ``(C,)``.
@@ -317,18 +375,18 @@ def bootstrap_classification(
     s, y = _as_2d(scores, labels)
     t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     n, n_classes = s.shape
-    out = {m: np.empty((n_boot, n_classes)) for m in METRICS}
-    known = [~np.isnan(y[:, c]) for c in range(n_classes)]
+    out = {m: np.full((n_boot, n_classes), np.nan) for m in METRICS}
+    classes = {}
+    for c in range(n_classes):
+        known = ~np.isnan(y[:, c])
+        if known.any():
+            classes[c] = _plan_class(s[:, c], y[:, c], t[c], known)
     row = 0
     for w in resample_weights(n, groups, n_boot, seed):
         rows = slice(row, row + w.shape[0])
-        for c in range(n_classes):
-            k = known[c]
-            if not k.any():
-                for m in METRICS:
-                    out[m][rows, c] = np.nan
-                continue
-            res = weighted_class_metrics(s[k, c], y[k, c], w[:, k], t[c])
+        w_img = np.ascontiguousarray(w.T)  # (N, chunk): image-major, so gathers and reductions are row-wise
+        for c, plan in classes.items():
+            res = _metrics_planned(plan, w_img)
             for m in METRICS:
                 out[m][rows, c] = res[m]
         row += w.shape[0]

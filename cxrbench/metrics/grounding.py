@@ -127,9 +127,10 @@ def minmax_normalise(maps: torch.Tensor | np.ndarray) -> np.ndarray:
         maps: ``(N, H, W)`` finite floats.
 
     Returns:
-        ``(N, H, W)`` float64; a constant map becomes all zeros.
+        ``(N, H, W)`` float (float32 for float32/float16 input, else float64); a constant map becomes all zeros.
     """
-    m = _to_numpy(maps).astype(np.float64)
+    m = _to_numpy(maps)
+    m = m.astype(np.result_type(m.dtype, np.float32))  # float32 stays float32 (memory); ints -> float64
     if m.ndim != 3:
         raise ValueError(f"maps must be (N, H, W), got {m.shape}")
     if not np.all(np.isfinite(m)):
