@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 demo: venv
-	$(BIN)/python -m medslip.reference --self-check
+	$(BIN)/python -m medslip.reference ../shared/fixtures/medslip_official_small_seed0.safetensors
 
 fixture-check: venv
 	$(BIN)/python -m medslip.reference ../shared/fixtures/medslip_official_small_seed0.safetensors
