@@ -62,8 +62,8 @@ def sections(text: str, rules: Rules | None = None) -> str:
 
     ``FINDINGS AND IMPRESSION:`` and a few variants (``rules.yaml`` ``sections.keep``) count too. When
     the report has none of them, the whole text is used minus the sections listed in
-    ``sections.drop`` (INDICATION, HISTORY, COMPARISON, TECHNIQUE, ...); if that leaves nothing, the
-    whole text. Bodies are joined with a blank line, so a sentence never spans two sections.
+    ``sections.drop`` (INDICATION, HISTORY, COMPARISON, TECHNIQUE, ...) and the bare FINAL REPORT
+    title (possibly nothing); a text without any ``NAME:`` header is read whole. Bodies are joined with a blank line, so a sentence never spans two sections.
     """
     r = rules or default_rules()
     heads = list(_HEADER_RE.finditer(text))
@@ -78,7 +78,7 @@ def sections(text: str, rules: Rules | None = None) -> str:
         return "\n\n".join(kept)
     rest = [b.strip() for name, b in bodies if name not in r.drop_sections and b.strip()]
     rest = [b for b in rest if b.upper() != "FINAL REPORT"]
-    return "\n\n".join(rest) if rest else text.strip()
+    return "\n\n".join(rest)
 
 
 def _lower_same_length(text: str) -> str:
@@ -121,10 +121,12 @@ def _scan(words: list[str], r: Rules) -> list[list]:
 def _fold_sides(toks: list[list]) -> list[list]:
     """Attach side words to the adjacent following anatomy head / observation; apply postfix sides."""
     out: list[list] = []
-    pending, pend_end = None, -1
+    pending, pend_start, pend_end = None, -1, -1
     for t in toks:
         kind = t[0]
         if kind == SIDE:
+            if pending is None or t[2] != pend_end:
+                pend_start = t[2]
             pending, pend_end = t[1], t[3]
             continue
         if kind == POSTSIDE:
@@ -138,7 +140,7 @@ def _fold_sides(toks: list[list]) -> list[list]:
             pending = None
             continue
         if pending is not None and t[2] == pend_end and kind in (ANAT, OBS):
-            t[4] = pending
+            t[4], t[2] = pending, pend_start  # the side word becomes part of the phrase
         pending = None
         out.append(t)
     return out
@@ -222,7 +224,8 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
     adjacent_after: list[int] = []
     if j < n and toks[j][0] == ANAT:
         gap = words[end:toks[j][2]]
-        if gap and len(gap) <= r.max_prep_gap and gap[0] in r.prepositions:
+        if gap and len(gap) <= r.max_prep_gap and (gap[0] in r.prepositions or (
+                len(gap) > 1 and gap[1] in r.prepositions)):  # "tube terminates in the trachea"
             return _anatomy_group(toks, j, 1)
         if not gap and not skipped:
             adjacent_after = _anatomy_group(toks, j, 1)
@@ -255,21 +258,28 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
         return []
     status = _statuses(toks, r)
     sentence = " ".join(sent.split())
-    out: list[Mention] = []
     heads = r.heads
-    for idx, t in enumerate(toks):
+    # Right to left, so that a modifier ("stable", "calcified") adjacent to the observation after it
+    # ("calcified granuloma in the right lower lobe") takes that observation's location.
+    located: dict[int, list[str]] = {}
+    for idx in range(len(toks) - 1, -1, -1):
+        t = toks[idx]
         if t[0] != OBS:
             continue
-        obs = t[1]
-        pleural = obs in r.pleural_observations
-        anat_toks = _locate(toks, idx, words, r)
+        pleural = t[1] in r.pleural_observations
         anatomies: list[str] = []
-        for a in anat_toks:
+        for a in _locate(toks, idx, words, r):
             for name in heads[toks[a][1]].resolve(toks[a][4], pleural):
                 if name not in anatomies:
                     anatomies.append(name)
-        if not anatomies:
-            anatomies = list(r.default_anatomies(obs, t[4]))
+        if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and toks[idx + 1][2] == t[3]:
+            anatomies = [a for a in located[idx + 1] if a != "unspecified"]
+        located[idx] = anatomies or list(r.default_anatomies(t[1], t[4]))
+    out: list[Mention] = []
+    for idx, t in enumerate(toks):
+        if t[0] != OBS:
+            continue
+        obs, anatomies = t[1], located[idx]
         span = (offset + matches[t[2]].start(), offset + matches[t[3] - 1].end())
         st = status[idx]
         pairs = [(obs, a) for a in anatomies]

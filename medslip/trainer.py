@@ -1,0 +1,292 @@
+"""The pre-training loop: CPU, one CUDA GPU, or several processes under ``torchrun`` (DDP).
+
+- Data order is a seeded permutation per epoch (:class:`~medslip.pretrain.ResumableSampler`) and
+  augmentation is seeded per sample, so a resumed run continues exactly where it stopped.
+- ``state.pt`` (model, optimizer, scaler, RNG states, epoch and batch position, global step) is
+  written atomically every ``checkpoint_every`` steps and at each epoch end; it holds only tensors
+  and plain containers and is read back with ``weights_only=True``.
+- ``metrics.jsonl`` gets one line per ``log_every`` steps; TensorBoard too when it is installed.
+- A NaN or infinite loss stops the run with :class:`NonFiniteLoss`; the last good ``state.pt`` stays.
+- On CUDA: bf16 autocast, channels_last, fused AdamW, optional ``torch.compile``, pinned memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from medslip.atomic import atomic_path
+from medslip.pretrain import PretrainDataset, ResumableSampler
+
+STATE_FILE = "state.pt"
+METRICS_FILE = "metrics.jsonl"
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.02
+    warmup_epochs: float = 5.0
+    warmup_lr: float = 1e-5
+    min_lr: float = 1e-5
+    num_workers: int = 4
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    max_steps: int | None = None
+    compile: bool = False
+    grad_clip: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def learning_rate(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """Linear warm-up from ``warmup_lr`` to ``lr``, then cosine decay to ``min_lr`` (per step)."""
+    total = cfg.epochs * steps_per_epoch
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    if step < warmup:
+        return cfg.warmup_lr + (cfg.lr - cfg.warmup_lr) * step / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class _LossModule(nn.Module):
+    """Wraps ``compute_loss`` as ``forward`` so DistributedDataParallel synchronises gradients."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self.model.compute_loss(batch)
+
+
+def distributed_context() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from the torchrun environment; initialises the process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def parameters_checksum(model: nn.Module) -> float:
+    """A float64 sum of every parameter (equal on all ranks after a synchronised step)."""
+    return float(sum(p.detach().double().sum().item() for p in model.parameters()))
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    global_step: int
+    epochs_done: int
+    last_losses: dict[str, float]
+    history: list[dict[str, float]]
+
+
+def train(
+    model: nn.Module,
+    dataset: PretrainDataset,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
+) -> TrainResult:
+    """Pre-train ``model`` (anything with ``compute_loss(batch) -> dict``) on ``dataset``.
+
+    ``stop_after`` ends the run after that many optimizer steps in this call (as an interruption
+    would), having written a checkpoint; ``resume=True`` continues from ``run_dir/state.pt``.
+    """
+    rank, world, local_rank = distributed_context()
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    run_dir = Path(run_dir)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed + rank)
+    random.seed(cfg.seed + rank)
+
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  **({"fused": True} if cuda else {}))
+    sampler = ResumableSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world)
+    steps_per_epoch = sampler.batches_per_epoch
+    epoch, start_batch, global_step = 0, 0, 0
+    state_path = run_dir / STATE_FILE
+    if resume:
+        if not state_path.exists():
+            raise FileNotFoundError(f"cannot resume: {state_path} does not exist")
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, start_batch, global_step = state["epoch"], state["batch"], state["global_step"]
+        if start_batch >= steps_per_epoch:
+            epoch, start_batch = epoch + 1, 0
+        _set_rng_state(state["rng"][rank] if isinstance(state["rng"], list) else state["rng"])
+
+    module: nn.Module = _LossModule(model)
+    if world > 1:
+        module = nn.parallel.DistributedDataParallel(module, device_ids=[local_rank] if cuda else None)
+    if cfg.compile and cuda:
+        module = torch.compile(module)
+
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    writer = _tensorboard(run_dir) if rank == 0 else None
+    history: list[dict[str, float]] = []
+    last: dict[str, float] = {}
+    steps_this_call = 0
+
+    def save_state(epoch_: int, batch_: int) -> None:
+        rng = _rng_state()
+        if world > 1:
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, rng)
+            rng = gathered
+        if rank == 0:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch_,
+                     "batch": batch_, "global_step": global_step, "rng": rng, "config": asdict(cfg)}
+            with atomic_path(state_path) as tmp:
+                torch.save(state, tmp)
+            if on_checkpoint is not None:
+                on_checkpoint(state_path)
+
+    bar = _progress(total_steps, global_step) if (progress and rank == 0) else None
+    try:
+        while global_step < total_steps:
+            dataset.set_epoch(epoch)
+            sampler.set_epoch(epoch, start_batch)
+            loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                                num_workers=cfg.num_workers, pin_memory=cuda,
+                                # its own generator: creating an iterator must not consume the global
+                                # RNG (dropout's), or a resumed run would diverge
+                                generator=torch.Generator().manual_seed(cfg.seed + epoch))
+            batch_index = start_batch
+            tick = time.perf_counter()
+            for batch in loader:
+                lr = learning_rate(global_step, steps_per_epoch, cfg)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = {k: v.to(device, non_blocking=cuda) for k, v in batch.items()}
+                if cuda:
+                    batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
+                model.train()
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+                    losses = module(batch)
+                loss = losses["loss"]
+                if not torch.isfinite(loss.detach()).all():
+                    raise NonFiniteLoss(
+                        f"loss became {loss.detach().item()} at step {global_step} (epoch {epoch}, batch {batch_index}); "
+                        f"terms: { {k: float(v.detach()) for k, v in losses.items()} }. The last good checkpoint "
+                        f"is kept at {state_path if state_path.exists() else '(none written yet)'}; "
+                        "try a lower learning rate or check the input data."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                global_step += 1
+                batch_index += 1
+                steps_this_call += 1
+                now = time.perf_counter()
+                rate = cfg.batch_size * world / max(now - tick, 1e-9)
+                tick = now
+                last = {k: float(v.detach()) for k, v in losses.items()}
+                record = {"step": global_step, "epoch": epoch, "lr": lr, "images_per_s": rate, **last}
+                history.append(record)
+                if rank == 0:
+                    if global_step % cfg.log_every == 0 or global_step == total_steps:
+                        with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
+                            handle.write(json.dumps(record) + "\n")
+                        if writer is not None:
+                            for key, value in record.items():
+                                if key not in ("step", "epoch"):
+                                    writer.add_scalar(key, value, global_step)
+                    if bar is not None:
+                        bar.update(global_step, last, rate, epoch)
+                stop = global_step >= total_steps or (stop_after is not None and steps_this_call >= stop_after)
+                if global_step % cfg.checkpoint_every == 0 or stop or batch_index == steps_per_epoch:
+                    save_state(epoch, batch_index)
+                if stop:
+                    break
+            if global_step >= total_steps or (stop_after is not None and steps_this_call >= stop_after):
+                if batch_index >= steps_per_epoch:
+                    epoch += 1
+                break
+            epoch, start_batch = epoch + 1, 0
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+    return TrainResult(run_dir, global_step, epoch, last, history)
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: the JSONL file is the record
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+class _progress:
+    """A rich progress bar showing the loss terms and images/s."""
+
+    def __init__(self, total: int, done: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                                  TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=total, completed=done, info="")
+
+    def update(self, step: int, losses: dict[str, float], rate: float, epoch: int) -> None:
+        short = {"loss": "loss", "loss_ce_pathology": "ce_p", "loss_cl_pathology": "cl_p",
+                 "loss_ce_anatomy": "ce_a", "loss_cl_anatomy": "cl_a", "loss_ap": "ap"}
+        info = " ".join(f"{short.get(k, k)}={v:.3f}" for k, v in losses.items())
+        self._progress.update(self._task, completed=step, info=f"ep {epoch} {info} {rate:.1f} img/s")
+
+    def close(self) -> None:
+        self._progress.stop()

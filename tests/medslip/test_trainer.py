@@ -1,0 +1,127 @@
+"""Pre-training loop: exact resume, DDP consistency, non-finite loss, schedule."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medslip import MeDSLIP, MeDSLIPConfig
+from medslip.pretrain import PretrainDataset, ResumableSampler
+from medslip.trainer import METRICS_FILE, STATE_FILE, NonFiniteLoss, TrainConfig, learning_rate, train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _model():
+    torch.manual_seed(0)
+    cfg = MeDSLIPConfig(backbone="resnet18", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
+                        text_width=16)
+    return MeDSLIP(cfg, torch.randn(75, 16), torch.randn(51, 16))
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    images = [(rng.random((48, 48)) * 255).astype(np.uint8) for _ in range(16)]
+    matrices = rng.choice([-1, 0, 1], size=(16, 51, 75), p=[0.9, 0.06, 0.04]).astype(np.int8)
+    return PretrainDataset(images, matrices, 48, "paper")
+
+
+CFG = TrainConfig(epochs=2, batch_size=4, num_workers=0, checkpoint_every=100, log_every=1, warmup_epochs=0.5)
+
+
+def _weights(model):
+    return [v.clone() for v in model.state_dict().values()]
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, data):
+    full = _model()
+    result = train(full, data, CFG, tmp_path / "full", progress=False)
+    assert result.global_step == 8
+    lines = (tmp_path / "full" / METRICS_FILE).read_text().splitlines()
+    assert len(lines) == 8 and "loss_cl_pathology" in json.loads(lines[0])
+
+    for stops in ([3], [5, 2]):  # mid-epoch, then across the epoch boundary
+        run = tmp_path / f"resumed{len(stops)}"
+        first = True
+        for stop in stops:
+            model = _model()
+            train(model, data, CFG, run, resume=not first, progress=False, stop_after=stop)
+            first = False
+        model = _model()
+        train(model, data, CFG, run, resume=True, progress=False)
+        for a, b in zip(_weights(full), _weights(model)):
+            assert torch.equal(a, b)
+    # a different seed gives different weights (the comparison above can fail)
+    other = _model()
+    train(other, data, TrainConfig(**{**CFG.__dict__, "seed": 1}), tmp_path / "other", progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(_weights(full), _weights(other)))
+
+
+def test_resume_without_state_is_a_clear_error(tmp_path, data):
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train(_model(), data, CFG, tmp_path / "none", resume=True, progress=False)
+
+
+class _NanAfter(MeDSLIP):
+    calls = 0
+
+    def compute_loss(self, batch, generator=None):
+        out = super().compute_loss(batch, generator)
+        type(self).calls += 1
+        if type(self).calls > 2:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data):
+    torch.manual_seed(0)
+    model = _NanAfter(MeDSLIPConfig(backbone="resnet18", num_layers=1, d_model=32, num_heads=2,
+                                    dim_feedforward=64, text_width=16), torch.randn(75, 16), torch.randn(51, 16))
+    cfg = TrainConfig(**{**CFG.__dict__, "checkpoint_every": 1})
+    with pytest.raises(NonFiniteLoss, match="step 2"):
+        train(model, data, cfg, tmp_path / "nan", progress=False)
+    state = torch.load(tmp_path / "nan" / STATE_FILE, weights_only=True)
+    assert state["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(epochs=100, warmup_epochs=5, lr=1e-4, warmup_lr=1e-5, min_lr=1e-5)
+    assert learning_rate(0, 10, cfg) == pytest.approx(1e-5)
+    assert learning_rate(50, 10, cfg) == pytest.approx(1e-4)
+    assert learning_rate(25, 10, cfg) == pytest.approx(5.5e-5)
+    assert learning_rate(1000, 10, cfg) == pytest.approx(1e-5)
+    mid = learning_rate(525, 10, cfg)
+    assert mid == pytest.approx(1e-5 + 0.5 * 9e-5, rel=1e-6)
+
+
+def test_sampler_shards_are_disjoint_and_resumable():
+    shards = [list(ResumableSampler(20, 3, seed=4, rank=r, world_size=2)) for r in range(2)]
+    assert not set(shards[0]) & set(shards[1]) and len(shards[0]) == 9
+    s = ResumableSampler(20, 3, seed=4)
+    full = list(s)
+    s.set_epoch(0, start_batch=2)
+    assert list(s) == full[6:]
+
+
+def test_ddp_two_cpu_processes_give_identical_weights(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+         str(ROOT / "tests" / "medslip" / "ddp_worker.py"), str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["world"] == 2 and ranks[0]["steps"] == ranks[1]["steps"] == 4  # 32 / (2 x 4)
+    assert ranks[0]["final"] == ranks[1]["final"]
+    assert ranks[0]["final"] != ranks[0]["initial"]
+    assert (tmp_path / "run" / STATE_FILE).exists()
