@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
@@ -24,6 +25,8 @@ RANDAUG_OPS = ("identity", "autocontrast", "equalize", "brightness", "sharpness"
 
 def to_unit_tensor(image) -> Tensor:
     """uint8 / float array (H x W) or tensor -> float32 tensor 1 x H x W in [0, 1]."""
+    if isinstance(image, np.ndarray):
+        image = np.array(image)  # a private, writable copy (sources may be read-only memory maps)
     t = torch.as_tensor(image)
     if t.dtype == torch.uint8:
         t = t.float() / 255.0

@@ -125,3 +125,15 @@ def test_ddp_two_cpu_processes_give_identical_weights(tmp_path):
     assert ranks[0]["final"] == ranks[1]["final"]
     assert ranks[0]["final"] != ranks[0]["initial"]
     assert (tmp_path / "run" / STATE_FILE).exists()
+
+
+def test_gpu_throughput_script_runs_on_cpu_with_tiny_config():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu" / "pretrain_throughput.py"), "--tiny", "--device", "cpu",
+         "--steps", "1", "--warmup", "0", "--batch-size", "4"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["source"] for r in records] == ["synthetic", "cache"]
+    assert all(r["images_per_s"] > 0 and r["config"] == "tiny" for r in records)
