@@ -237,7 +237,7 @@ def f1_accuracy_at(test_scores: np.ndarray, test_labels: np.ndarray, thresholds:
 # ---------------------------------------------------------------------------------- vectorised bootstrap
 
 
-class _SortedClass(NamedTuple):
+class _ClassPlan(NamedTuple):
     """Index plan for one class, computed once and reused for every chunk of resamples.
 
     Labelled images are taken in ascending score order; tie groups are runs of equal scores. Only groups
@@ -255,7 +255,7 @@ class _SortedClass(NamedTuple):
     thr_group: int | None  # number of positive groups strictly below the threshold
 
 
-def _plan_class(scores: np.ndarray, labels: np.ndarray, threshold: float, known: np.ndarray) -> _SortedClass:
+def _plan_class(scores: np.ndarray, labels: np.ndarray, threshold: float, known: np.ndarray) -> _ClassPlan:
     """Plan for one class. scores, labels: ``(N,)``; known: ``(N,)`` bool (labelled images)."""
     idx = np.flatnonzero(known)
     order = np.argsort(scores[idx], kind="stable")
@@ -276,7 +276,7 @@ def _plan_class(scores: np.ndarray, labels: np.ndarray, threshold: float, known:
     bounds = np.unique(np.concatenate(points))
     bounds = bounds[bounds < n]
     table = np.r_[bounds, n]  # cumulative table entry j = total weight at positions < table[j]
-    return _SortedClass(
+    return _ClassPlan(
         rows=rows,
         bounds=bounds,
         pos_rows=rows[pos_positions],
@@ -288,7 +288,7 @@ def _plan_class(scores: np.ndarray, labels: np.ndarray, threshold: float, known:
     )
 
 
-def _metrics_planned(plan: _SortedClass, w_img: np.ndarray) -> dict[str, np.ndarray]:
+def _metrics_planned(plan: _ClassPlan, w_img: np.ndarray) -> dict[str, np.ndarray]:
     """Metrics of one class for image-major weights ``w_img`` of shape ``(N, B)``; each ``(B,)``."""
     n_resamples = w_img.shape[1]
     if plan.pos_rows.size == 0 or plan.rows.size == 0:
@@ -434,13 +434,14 @@ def classification_report(
               "per_class": {name: {
                   "n_positive": int, "n_negative": int, "n_unknown": int,
                   "evaluable": bool, "undefined_reason": str | None,
-                  "threshold": float | None,
+                  "threshold": float | None, "threshold_undefined_reason": str | None,
                   "auc" | "auprc" | "f1" | "accuracy": {
                       "value": float | None, "ci_low": float | None, "ci_high": float | None,
                       "n_resamples_used": int, "n_resamples_skipped": int, "undefined_reason": str | None}}},
               "macro": {"auc" | "auprc" | "f1" | "accuracy": {<same entry>, "classes": [names averaged]}},
               "undefined_classes": [{"class": name, "reason": str}],
               "thresholds": {name: float | None},
+              "validation_counts": {name: {"n_positive", "n_negative", "n_unknown"}},  # of the threshold set
               "bootstrap": {"n_boot", "seed", "confidence", "method": "percentile",
                             "unit": "patient" | "image", "n_units", "min_valid_fraction"},
             }

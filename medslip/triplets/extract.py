@@ -63,7 +63,8 @@ def sections(text: str, rules: Rules | None = None) -> str:
     ``FINDINGS AND IMPRESSION:`` and a few variants (``rules.yaml`` ``sections.keep``) count too. When
     the report has none of them, the whole text is used minus the sections listed in
     ``sections.drop`` (INDICATION, HISTORY, COMPARISON, TECHNIQUE, ...) and the bare FINAL REPORT
-    title (possibly nothing); a text without any ``NAME:`` header is read whole. Bodies are joined with a blank line, so a sentence never spans two sections.
+    title (possibly nothing); a text without any ``NAME:`` header is read whole. Bodies are joined
+    with a blank line, so a sentence never spans two sections.
     """
     r = rules or default_rules()
     heads = list(_HEADER_RE.finditer(text))

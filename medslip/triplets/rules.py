@@ -21,7 +21,8 @@ import yaml
 from medslip.vocab import ANATOMY_INDEX, OBSERVATION_INDEX, OBSERVATIONS
 
 # Token kinds (small ints: compared in the hot loop).
-OBS, ANAT, SIDE, POSTSIDE, NEG_PRE, NEG_POST, UNC_PRE, UNC_POST, UNC_BOTH, PSEUDO, CONJ, VERB, AND, COMMA, IGNORE = range(15)
+(OBS, ANAT, SIDE, POSTSIDE, NEG_PRE, NEG_POST, UNC_PRE, UNC_POST, UNC_BOTH, PSEUDO,
+ CONJ, VERB, AND, COMMA, IGNORE) = range(15)
 
 #: Word tokenizer shared by rule compilation and scanning: words (with an optional 's suffix) and the
 #: punctuation marks that act as scope stops.

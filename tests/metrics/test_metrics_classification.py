@@ -67,6 +67,26 @@ def test_weighted_metrics_match_sklearn_sample_weight():
         assert res["accuracy"][b] == pytest.approx(accuracy_score(y[:, 0], pred, sample_weight=sw), abs=1e-12)
 
 
+@pytest.mark.parametrize("rounding", [0, 1, None])
+@pytest.mark.parametrize("threshold", [-10.0, "min", 0.0, "max", 10.0])
+def test_weighted_metrics_edge_thresholds_and_ties(rounding, threshold):
+    s, y = _data(20, n=120, rounding=rounding)
+    s, y = s[:, 1], y[:, 1]
+    t = {"min": s.min(), "max": s.max()}.get(threshold, threshold)
+    rng = np.random.default_rng(21)
+    w = rng.integers(0, 3, size=(8, s.size)).astype(float)
+    w[0] = 1.0
+    w[1, y == 1] = 0.0  # no positive weight: undefined
+    res = weighted_class_metrics(s, y, w, threshold=t)
+    pred = s >= t
+    assert all(np.isnan(res[m][1]) for m in res)
+    for b in [0, *range(2, 8)]:
+        assert res["auc"][b] == pytest.approx(roc_auc_score(y, s, sample_weight=w[b]), abs=1e-12)
+        assert res["auprc"][b] == pytest.approx(average_precision_score(y, s, sample_weight=w[b]), abs=1e-12)
+        assert res["f1"][b] == pytest.approx(f1_score(y, pred, sample_weight=w[b], zero_division=0.0), abs=1e-12)
+        assert res["accuracy"][b] == pytest.approx(accuracy_score(y, pred, sample_weight=w[b]), abs=1e-12)
+
+
 def test_class_without_positives_is_explicitly_undefined():
     s, y = _data(4)
     y[:, 2] = 0.0  # no positive
