@@ -28,7 +28,9 @@ def version() -> None:
 
 
 # Sub-commands register themselves here, one explicit import per area.
-# [cli-register: synth]
+from cxrbench.synth.cli import register as _register_synth  # noqa: E402
+
+_register_synth(app)
 from cxrbench.data.cli import register as _register_data  # noqa: E402
 
 _register_data(app)

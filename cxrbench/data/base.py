@@ -15,7 +15,9 @@ row per image and these columns (``SAMPLE_COLUMNS``), plus one float column per 
 ``box_labels``  list of class names parallel to ``boxes`` (or ``None``)
 ``mask_rle``    SIIM: tuple of RLE strings of the image (``()`` for an empty mask); else ``None``
 ``mask_path``   SIIM PNG release: path of the 0/255 mask PNG; else ``None``
-``width``       int or NaN: width of the frame boxes/masks refer to, when the label files define it
+``width``       int or NaN: width of the image file when the label files state it (MIMIC metadata); NaN
+                otherwise.  Boxes and masks are always in the pixel frame of the image file as distributed
+                (1024 px for NIH, RSNA and SIIM), so read the image (or its header) for the size.
 ``height``      int or NaN
 ==============  ==========================================================================================
 
@@ -41,7 +43,10 @@ __all__ = [
     "DatasetAdapter",
     "DatasetLayoutError",
     "ProblemLog",
+    "count_table",
+    "empty_columns",
     "find_file",
+    "finish_table",
     "index_files",
 ]
 

@@ -18,7 +18,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,7 @@ class ImageCache:
     paths: list[str]
     directory: Path
     pixels: np.ndarray  # memmap, shape (N, size, size), uint8
+    _rows: dict[str, int] | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -72,7 +73,7 @@ class ImageCache:
 
     def index_of(self, path: str | Path) -> int:
         """Row of ``path`` in the cache."""
-        if not hasattr(self, "_rows"):
+        if self._rows is None:
             self._rows = {p: i for i, p in enumerate(self.paths)}
         return self._rows[str(path)]
 

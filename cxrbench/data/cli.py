@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from tabulate import tabulate
 
-from cxrbench.data.base import SPLIT_NAMES, CheckReport, DatasetLayoutError
+if TYPE_CHECKING:  # the heavy imports (pandas) wait until a data command runs
+    from cxrbench.data.base import CheckReport
 
 __all__ = ["format_report", "register"]
 
@@ -18,6 +18,9 @@ data_app = typer.Typer(help="Dataset adapters: list them, check a dataset folder
 
 def format_report(report: CheckReport) -> str:
     """Human-readable report: counts per split (columns) and class (rows), facts, problems."""
+    from tabulate import tabulate
+
+    from cxrbench.data.base import SPLIT_NAMES
     columns = [*SPLIT_NAMES, "all"]
     rows = [[key] + [report.counts.get(c, {}).get(key, 0) for c in columns]
             for key in ("images", "patients", *report.classes)]
@@ -43,6 +46,8 @@ def format_report(report: CheckReport) -> str:
 @data_app.command("list")
 def list_datasets() -> None:
     """List the registered datasets."""
+    from tabulate import tabulate
+
     from cxrbench.data.registry import DATASETS
 
     rows = [[name, len(adapter.classes), adapter.description] for name, adapter in DATASETS.items()]
@@ -61,6 +66,7 @@ def check(
     ] = None,
 ) -> None:
     """Validate a dataset folder and print counts per split and class (exit 1 on problems)."""
+    from cxrbench.data.base import DatasetLayoutError
     from cxrbench.data.medslip_pretrain import MedslipPretrainAdapter
     from cxrbench.data.registry import get_dataset
 

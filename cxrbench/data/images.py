@@ -102,7 +102,8 @@ def read_dicom(path: str | Path) -> np.ndarray:
     try:
         arr = ds.pixel_array
     except (NotImplementedError, RuntimeError) as exc:
-        if ds.file_meta.TransferSyntaxUID.is_compressed:
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        if syntax is not None and syntax.is_compressed:
             raise MissingDecoderError(_missing_decoder_message(path, ds, exc)) from exc
         raise ImageReadError(f"{path}: cannot decode DICOM pixels ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - truncated data etc.

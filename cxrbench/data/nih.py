@@ -28,7 +28,6 @@ DATA_ENTRY_NAMES = (
     "Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv.gz", "Data_Entry_2017.csv.gz",
 )
 BBOX_NAMES = ("BBox_List_2017.csv", "BBox_List_2017.csv.gz")
-FRAME = 1024
 
 
 def _read_list(path: Path | None) -> set[str]:
@@ -67,7 +66,6 @@ class NIHAdapter(BaseAdapter):
         frame.loc[empty.to_numpy(), list(NIH_CLASSES)] = np.nan
 
         frame["view"] = entry.get("View Position")
-        frame["width"], frame["height"] = FRAME, FRAME
         frame["orig_width"] = entry.get("OriginalImage[Width")
         frame["orig_height"] = entry.get("Height]")
         frame["sex"] = entry.get(sex_col)

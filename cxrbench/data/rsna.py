@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 
 from cxrbench.data.base import BaseAdapter, ProblemLog, finish_table, find_file, index_files
@@ -24,7 +23,6 @@ LABEL_NAMES = ("stage_2_train_labels.csv", "stage_2_train_labels.csv.zip", "kagg
 CLASS_INFO_NAMES = ("stage_2_detailed_class_info.csv",)
 HEADER_NAMES = ("stage_2_train_images_dicom_headers.csv", "kaggle_stage_2_train_images_dicom_headers.csv.gz")
 DETAILED_CLASSES = ("Lung Opacity", "No Lung Opacity / Not Normal", "Normal")
-FRAME = 1024
 
 
 class RSNAAdapter(BaseAdapter):
@@ -60,7 +58,6 @@ class RSNAAdapter(BaseAdapter):
         frame["Pneumonia"] = targets["max"].to_numpy(dtype=float)
         frame["boxes"] = [boxes[pid] for pid in ids]
         frame["box_labels"] = [["Pneumonia"] * len(boxes[pid]) for pid in ids]
-        frame["width"], frame["height"] = FRAME, FRAME
         frame["split"] = None
 
         info_path = find_file(root, CLASS_INFO_NAMES, "", required=False)

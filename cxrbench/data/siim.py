@@ -25,6 +25,7 @@ import pandas as pd
 from PIL import Image
 
 from cxrbench.data.base import BaseAdapter, DatasetLayoutError, ProblemLog, finish_table, find_file, index_files
+from cxrbench.data.images import read_header
 from cxrbench.data.rle import is_empty_rle, rle_check, rle_decode_union
 
 __all__ = ["SIIMAdapter", "load_mask"]
@@ -37,13 +38,30 @@ PNG_NAME = re.compile(r"^\d+_(train|test)_([01])_?\.png$")
 FRAME = 1024
 
 
-def load_mask(row: "pd.Series | dict[str, Any]", height: int = FRAME, width: int = FRAME) -> np.ndarray:
-    """The boolean ``(height, width)`` pneumothorax mask of one sample-table row (RLE union or PNG > 0)."""
+def load_mask(row: "pd.Series | dict[str, Any]", height: int | None = None, width: int | None = None) -> np.ndarray:
+    """The boolean pneumothorax mask of one sample-table row (union of its RLE rows, or the mask PNG > 0).
+
+    RLE masks are decoded in the frame of the image: ``height``/``width`` when given, else the row's
+    ``height``/``width`` when known, else the image file's header, else the competition's 1024x1024.
+    """
     mask_path = row.get("mask_path")
     if isinstance(mask_path, str) and mask_path:
         with Image.open(mask_path) as img:
             return np.asarray(img.convert("L")) > 0
+    if height is None or width is None:
+        height, width = _frame(row)
     return rle_decode_union(row.get("mask_rle") or (), height, width)
+
+
+def _frame(row: "pd.Series | dict[str, Any]") -> tuple[int, int]:
+    h, w = row.get("height"), row.get("width")
+    if h is not None and w is not None and np.isfinite(h) and np.isfinite(w):
+        return int(h), int(w)
+    path = row.get("path")
+    if isinstance(path, str) and Path(path).is_file():
+        header = read_header(path)
+        return header.height, header.width
+    return FRAME, FRAME
 
 
 class SIIMAdapter(BaseAdapter):
@@ -88,7 +106,6 @@ class SIIMAdapter(BaseAdapter):
         frame["Pneumothorax"] = [1.0 if masks[i] else 0.0 for i in image_ids]
         frame["mask_rle"] = [tuple(masks[i]) for i in image_ids]
         frame["n_mask_rows"] = [len(masks[i]) for i in image_ids]
-        frame["width"], frame["height"] = FRAME, FRAME
 
         located = {Path(k).stem: v for k, v in index_files(root, (".dcm",)).items()} if locate_images else {}
         default_dir = root / "dicom-images-train"

@@ -3,7 +3,8 @@
 Rules (see ``shared/reference/evaluation-protocol.md``):
 
 * an official split is kept as it is; a dataset without one gets a seeded patient-level split
-  (``test_fraction`` of patients to test, the rest to train);
+  (``test_fraction`` of patients to test, the rest to train); an official split without test rows gets
+  ``test_fraction`` of its training patients carved into test;
 * a validation split always exists: when the dataset has none, ``val_fraction`` of the training patients
   are carved into it;
 * a user split file (one id per line, or a CSV with an ``ID`` / ``image_id`` column; ids are image ids or
@@ -145,6 +146,13 @@ def complete_splits(
         strata = patient_strata(table[free], classes)
         test_patients = assign_patients(strata, test_fraction, seed)
         split[free] = np.where(patients[free].isin(test_patients), "test", "train")
+
+    if not (split == "test").any():
+        # An official split without test rows (e.g. only a train list): carve test from train by patient.
+        train = split == "train"
+        strata = patient_strata(table[train], classes)
+        test_patients = assign_patients(strata, test_fraction, seed)
+        split[train & patients.isin(test_patients)] = "test"
 
     if not (split == "val").any():
         train = split == "train"

@@ -60,15 +60,15 @@ def make_rsna(root: Path, n: int = 10) -> Path:
 
 def make_siim_dicom(root: Path) -> Path:
     """Stage-1 layout: nested DICOMs in dicom-images-train/-test, ``train-rle.csv`` with leading spaces."""
-    mask = np.zeros((1024, 1024), bool)
-    mask[100:140, 500:520] = True
+    mask = np.zeros((64, 64), bool)  # masks are in the frame of the written 64 px DICOMs
+    mask[10:14, 30:32] = True
     rows = []
     for i in range(8):
         uid = f"1.2.276.0.7230010.3.1.4.8323329.{i}.1517875201.1"
         split = "dicom-images-test" if i >= 6 else "dicom-images-train"
-        write_dicom(root / split / f"1.2.3.{i}" / f"1.2.3.{i}.1" / f"{uid}.dcm", np.zeros((16, 16), np.uint8))
+        write_dicom(root / split / f"1.2.3.{i}" / f"1.2.3.{i}.1" / f"{uid}.dcm", np.zeros((64, 64), np.uint8))
         if i % 2:
-            rows += [f"{uid}, {rle_encode(mask)}", f"{uid}, {rle_encode(np.roll(mask, 200, axis=1))}"]
+            rows += [f"{uid}, {rle_encode(mask)}", f"{uid}, {rle_encode(np.roll(mask, 20, axis=1))}"]
         else:
             rows.append(f"{uid}, -1")
     (root / "train-rle.csv").write_text("ImageId, EncodedPixels\n" + "\n".join(rows) + "\n")
