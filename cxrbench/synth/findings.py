@@ -7,7 +7,6 @@ Every location names the MeDSLIP anatomies (``medslip.vocab.ANATOMIES``) that th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

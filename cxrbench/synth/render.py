@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .anatomy import Geometry, Patient, base_density, compute_geometry, sample_patient
-from .findings import CATALOGUE, LOCATIONS, PROFILES, Finding, Profile, draw_finding, pre_anatomy, sample_case
+from .findings import CATALOGUE, PROFILES, Finding, Profile, draw_finding, pre_anatomy, sample_case
 from .sites import SITES, Site, apply_site
 
 __all__ = ["Case", "render_case", "choose_locations"]
@@ -66,10 +66,12 @@ def _overlap_family(key: str) -> str:
 
 
 def render_case(rng: np.random.Generator, site: Site | str = "nih", profile: Profile | str | None = None,
-                height: int = 256, width: int | None = None, names: list[str] | None = None) -> Case:
+                height: int = 256, width: int | None = None, names: list[str] | None = None,
+                patient_seed: int | None = None) -> Case:
     """Draw a patient and findings from ``rng`` and render them as a ``(height, width)`` radiograph.
 
     ``names`` forces the finding list (otherwise drawn from ``profile``, which defaults to the site's profile).
+    ``patient_seed`` draws the anatomy from its own seed, so follow-up images of one patient share it.
     """
     site = SITES[site] if isinstance(site, str) else site
     width = height if width is None else width
@@ -77,7 +79,8 @@ def render_case(rng: np.random.Generator, site: Site | str = "nih", profile: Pro
         PROFILES[profile] if isinstance(profile, str) else profile)
     if names is None:
         names = sample_case(rng, prof)
-    patient = sample_patient(rng, site.ap_fraction, site.jitter)
+    prng = rng if patient_seed is None else np.random.default_rng(patient_seed)
+    patient = sample_patient(prng, site.ap_fraction, site.jitter)
     sev = {n: float(rng.uniform(0.0, 1.0)) for n in names}
     patient = pre_anatomy(patient, names, sev)
     g = compute_geometry(patient, height, width, site.edge_px)
@@ -114,8 +117,3 @@ def _noise(g: Geometry, rng: np.random.Generator) -> np.ndarray:
     ox = int(rng.integers(0, fine.shape[1] - g.width))
     crop = fine[oy:oy + g.height, ox:ox + g.width]
     return crop[::-1] if rng.random() < 0.5 else crop
-
-
-def location_keys() -> list[str]:
-    """All location keys (for documentation)."""
-    return list(LOCATIONS)

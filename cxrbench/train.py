@@ -1,0 +1,119 @@
+"""``cxrbench train``: pre-train a registered method from a shipped or user config.
+
+The demo config trains on the embedded SynthCXR pre-training corpus; its final checkpoint is the
+*demo checkpoint* that ``cxrbench run`` uses when no ``--checkpoint`` is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxrbench.config import apply_overrides, load_config
+from cxrbench.paths import cache_dir
+
+
+def demo_run_dir(method: str) -> Path:
+    """Where the demo run of ``method`` lives (its final checkpoint is ``<dir>/final``)."""
+    return cache_dir() / "runs" / f"{method}-demo"
+
+
+def demo_checkpoint(method: str) -> Path:
+    return demo_run_dir(method) / "final"
+
+
+def load_text_encoder_for(config: dict[str, Any]):
+    """The configured text encoder, falling back to the tiny random one (with a warning) for ``minilm``."""
+    from medslip.text import MINILM, TINY_RANDOM, TextEncoderUnavailable, load_text_encoder
+
+    name = config.get("text_encoder", MINILM)
+    max_length = int(config.get("text_max_length", 128))
+    try:
+        return load_text_encoder(name, max_length=max_length)
+    except TextEncoderUnavailable as exc:
+        if name != MINILM:
+            raise
+        warnings.warn(f"{exc}; using a small random text encoder instead (books carry no language)", stacklevel=2)
+        return load_text_encoder(TINY_RANDOM, max_length=max_length)
+
+
+def pretrain_table(config: dict[str, Any], data_root: str | Path | None, progress: bool = True):
+    """(train table, adjacency matrix, corpus root) of the configured pre-training corpus."""
+    from cxrbench.data.registry import get_dataset
+
+    data = config["data"]
+    source = data.get("source", "synth")
+    root = data_root or data.get("root")
+    if source == "synth" and root is None:
+        from cxrbench.synth import default_root
+
+        root = default_root("medslip-pretrain", progress=progress)
+        source = "medslip-pretrain"
+    elif source == "synth":
+        source = "medslip-pretrain"
+    if root is None:
+        raise ValueError(f"data source {source!r} needs a folder: pass --data-root DIR (or set data.root)")
+    if source != "medslip-pretrain":
+        raise ValueError(f"unknown pre-training source {source!r}: use medslip-pretrain (files from "
+                         "`cxrbench prep mimic` or the published ones) or synth")
+    adapter = get_dataset("medslip-pretrain")
+    prefix = data.get("path_prefix")
+    if prefix:
+        adapter = adapter.with_prefix(*prefix)
+    table = adapter.load(root, split="train")
+    matrix = np.load(Path(root) / "landmark_observation_adj_mtx.npy", mmap_mode="r")
+    return table, matrix, Path(root)
+
+
+def _fingerprint(paths: list[str], label_ids: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for path, row in zip(paths, label_ids):
+        digest.update(f"{path}\t{row}\n".encode())
+    return digest.hexdigest()
+
+
+def train_method(
+    method: str,
+    config_name: str = "demo",
+    overrides: list[str] | None = None,
+    data_root: str | Path | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``method`` and return the final checkpoint folder."""
+    from cxrbench.methods import get_method
+
+    spec = get_method(method)
+    config = apply_overrides(load_config(method, config_name), overrides or [])
+    run_dir = Path(out) if out else (demo_run_dir(method) if config_name == "demo" and data_root is None
+                                     else Path("runs") / f"{method}-{Path(config_name).stem}")
+    return spec.train(config, run_dir, data_root=data_root, resume=resume, device=device, progress=progress)
+
+
+def train_config(config: dict[str, Any]):
+    """The ``train`` section as a :class:`medslip.trainer.TrainConfig` (unknown keys are an error)."""
+    from medslip.trainer import TrainConfig
+
+    known = {f.name for f in fields(TrainConfig)}
+    section = dict(config.get("train", {}))
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise KeyError(f"unknown train settings {unknown}; known: {sorted(known)}")
+    return TrainConfig(**section)
+
+
+def write_run_config(run_dir: Path, config: dict[str, Any], extra: dict[str, Any]) -> None:
+    from medslip.atomic import write_text_atomic
+
+    write_text_atomic(run_dir / "config.json", json.dumps({"config": config, **extra}, indent=2, default=str) + "\n")
+
+
+__all__ = ["demo_checkpoint", "demo_run_dir", "pretrain_table", "train_method"]
