@@ -29,18 +29,18 @@ def demo_checkpoint(method: str) -> Path:
 
 
 def load_text_encoder_for(config: dict[str, Any]):
-    """The configured text encoder, falling back to the tiny random one (with a warning) for ``minilm``."""
+    """(encoder, name to load it again): the configured text encoder, falling back to the tiny random one (with a warning) for ``minilm``."""
     from medslip.text import MINILM, TINY_RANDOM, TextEncoderUnavailable, load_text_encoder
 
     name = config.get("text_encoder", MINILM)
     max_length = int(config.get("text_max_length", 128))
     try:
-        return load_text_encoder(name, max_length=max_length)
+        return load_text_encoder(name, max_length=max_length), name
     except TextEncoderUnavailable as exc:
         if name != MINILM:
             raise
         warnings.warn(f"{exc}; using a small random text encoder instead (books carry no language)", stacklevel=2)
-        return load_text_encoder(TINY_RANDOM, max_length=max_length)
+        return load_text_encoder(TINY_RANDOM, max_length=max_length), TINY_RANDOM
 
 
 def pretrain_table(config: dict[str, Any], data_root: str | Path | None, progress: bool = True):

@@ -45,7 +45,7 @@ class MedslipMethod:
         rank, _, _ = distributed_context()
         tcfg = train_config(config)
         torch.manual_seed(tcfg.seed)
-        encoder = load_text_encoder_for(config)
+        encoder, encoder_name = load_text_encoder_for(config)
         model, p_texts, a_texts = self.build_model(config, encoder)
         table, matrix, root = pretrain_table(config, data_root, progress=progress and rank == 0)
         size = int(config["data"]["image_size"])
@@ -67,7 +67,7 @@ class MedslipMethod:
             losses = [h["loss"] for h in result.history]
             summary = {"global_step": result.global_step, "seconds": time.perf_counter() - start,
                        "first_losses": losses[:5], "last_losses": losses[-5:]}
-            save_checkpoint(model.cpu(), final, p_texts, a_texts, text_encoder=encoder.identity,
+            save_checkpoint(model.cpu(), final, p_texts, a_texts, text_encoder=encoder_name,
                             extra={"method": self.name, "config": config, "train": summary,
                                    "data_fingerprint": _fingerprint(paths, label_ids)})
             if losses:

@@ -1,0 +1,1 @@
+"""Model adapters behind one contract (see :mod:`cxrbench.models.base`)."""

@@ -1,0 +1,50 @@
+"""Registered model adapters: name -> loader. ``cxrbench models`` prints this table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    description: str
+    settings: frozenset[str]
+    load: Callable[..., Any]  # (checkpoint: Path | None, **options) -> adapter
+
+
+def _load_medslip(checkpoint: Path | None = None, description_file: Path | None = None,
+                  text_encoder: str | None = None, **_: Any):
+    from cxrbench.models.medslip import MedslipAdapter
+    from cxrbench.train import demo_checkpoint, train_method
+
+    if checkpoint is None:
+        checkpoint = demo_checkpoint("medslip")
+        if not (checkpoint / "medslip.json").exists():
+            Console(stderr=True).print(
+                "[yellow]No medslip checkpoint given and no demo checkpoint yet: training the demo config "
+                "first (`cxrbench train medslip`, a few minutes on CPU)...[/]")
+            checkpoint = train_method("medslip", "demo")
+    return MedslipAdapter.from_checkpoint(checkpoint, description_file=description_file, text_encoder=text_encoder)
+
+
+MODELS: dict[str, ModelEntry] = {
+    "medslip": ModelEntry("medslip", "MeDSLIP (ours or the published .pth with its description file)",
+                          frozenset({"zs", "ground", "ft", "seg"}), _load_medslip),
+}
+
+
+def register_model(entry: ModelEntry) -> None:
+    """Add a model adapter (baselines call this)."""
+    MODELS[entry.name] = entry
+
+
+def get_model(name: str) -> ModelEntry:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}") from None

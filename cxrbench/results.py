@@ -1,0 +1,85 @@
+"""Result records: one JSON file per (model, task, label fraction, seed), validated and atomic."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+PROTOCOL = "cxrbench-eval/1"
+
+
+def record_path(out: str | Path, model: str, task: str, label_frac: float | None, seed: int) -> Path:
+    frac = "none" if label_frac is None else f"{label_frac:g}"
+    return Path(out) / model / task / f"frac-{frac}_seed-{seed}.json"
+
+
+def schema() -> dict[str, Any]:
+    return json.loads((resources.files("cxrbench") / "schemas" / "result.schema.json").read_text())
+
+
+def validate_record(record: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when the record does not follow the shipped schema."""
+    import jsonschema
+
+    jsonschema.validate(record, schema())
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-ready: NaN/inf become null, numpy scalars become Python numbers, tuples lists."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        try:
+            obj = obj.item()
+        except (ValueError, AttributeError):
+            return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def write_record(path: Path, record: dict[str, Any], overwrite: bool = False) -> Path:
+    """Validate and write atomically; refuse to replace an existing record unless ``overwrite``."""
+    from medslip.atomic import write_text_atomic
+
+    record = _clean(record)
+    validate_record(record)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; use --skip-existing to keep it or --overwrite to replace it")
+    write_text_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[1]
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        return (out.stdout.strip() or None) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: str) -> dict[str, Any]:
+    import numpy
+    import torch
+
+    import cxrbench
+    import medslip
+
+    versions = {"cxrbench": cxrbench.__version__, "medslip": medslip.__version__, "torch": torch.__version__,
+                "numpy": numpy.__version__, "python": platform.python_version()}
+    for name in ("torchvision", "monai", "open_clip", "sklearn"):
+        try:
+            versions[name] = __import__(name).__version__
+        except Exception:  # optional package missing: not recorded
+            pass
+    return {"versions": versions, "device": device, "git_commit": git_commit(), "platform": platform.platform()}

@@ -1,0 +1,136 @@
+"""``cxrbench run``: evaluate one model on one task for given label fractions and seeds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from cxrbench.models.registry import get_model
+from cxrbench.results import PROTOCOL, environment, record_path, write_record
+from cxrbench.tasks import ft, ground, seg, zs
+from cxrbench.tasks.common import prepare
+from cxrbench.tasks.finetune import FitSettings
+from cxrbench.tasks.specs import get_task
+
+RUNNERS = {"zs": zs.run, "ground": ground.run, "ft": ft.run, "seg": seg.run}
+#: Settings that train on a label-fraction subset.
+TRAINED = {"ft", "seg"}
+
+
+@dataclass
+class RunOptions:
+    data_root: Path | None = None
+    checkpoint: Path | None = None
+    description_file: Path | None = None
+    text_encoder: str | None = None
+    device: str | None = None
+    out: Path = Path("results")
+    skip_existing: bool = False
+    overwrite: bool = False
+    n_boot: int = 1000
+    threshold_on: str = "val"
+    split_file: Path | None = None
+    skip_bad_images: bool = False
+    linear_probe: bool = False
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-4
+    progress: bool = True
+
+
+def _device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds: list[int],
+        options: RunOptions, adapter=None) -> list[Path]:
+    """Run every (label fraction, seed) pair; returns the record paths (existing ones when skipped)."""
+    console = Console(stderr=True)
+    spec = get_task(task_name)
+    entry = get_model(model_name)
+    if spec.setting not in entry.settings:
+        raise ValueError(f"model {model_name!r} does not support {spec.setting!r} tasks "
+                         f"(supports: {', '.join(sorted(entry.settings))})")
+    if spec.setting in TRAINED:
+        fracs = [1.0 if f is None else f for f in label_fracs]
+    else:
+        if any(f not in (None, 1.0) for f in label_fracs):
+            console.print(f"[yellow]{task_name} is zero-shot: --label-frac is ignored[/]")
+        fracs = [None]
+    from cxrbench.data.subsets import validate_fraction
+
+    for f in fracs:
+        if f is not None:
+            validate_fraction(f)
+    todo = [(f, s) for f in fracs for s in seeds]
+    paths = []
+    pending = []
+    for f, s in todo:
+        path = record_path(options.out, model_name, task_name, f, s)
+        if path.exists() and options.skip_existing:
+            console.print(f"skip (exists): {path}")
+            paths.append(path)
+        elif path.exists() and not options.overwrite:
+            raise FileExistsError(f"{path} exists; use --skip-existing to keep it or --overwrite to replace it")
+        else:
+            pending.append((f, s, path))
+    if not pending:
+        return paths
+    device = _device(options.device)
+    if adapter is None:
+        adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
+                             text_encoder=options.text_encoder)
+    adapter.to(device)
+    identity = adapter.describe()
+    for f, s, path in pending:
+        start = time.perf_counter()
+        work = path.parent / f"frac-{'none' if f is None else f'{f:g}'}_seed-{s}"
+        data = prepare(spec, options.data_root, adapter.image_size, work, seed=s, split_file=options.split_file,
+                       skip_bad_images=options.skip_bad_images, progress=options.progress)
+        subset = None
+        kwargs: dict[str, Any] = dict(out_dir=work, n_boot=options.n_boot, seed=s, device=device,
+                                      threshold_on=options.threshold_on, progress=options.progress)
+        if spec.setting in TRAINED:
+            from cxrbench.data.subsets import make_subset
+
+            rows, sub = make_subset(data.table, spec.labels, f, s, work / "subset.txt")
+            subset = {"fraction": f, "seed": s, "path": str(sub.path), "sha256": sub.sha256,
+                      "n_images": sub.n_images, "n_patients": sub.n_patients, "positives": sub.positives}
+            kwargs.update(label_frac=f, subset_rows=rows, linear_probe=options.linear_probe,
+                          settings=FitSettings(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr))
+        torch.manual_seed(s)
+        outcome = RUNNERS[spec.setting](adapter, data, **kwargs)
+        record = {
+            "schema": "cxrbench.result/1",
+            "protocol": PROTOCOL,
+            "model": identity,
+            "task": {"name": spec.name, "dataset": spec.dataset, "setting": spec.setting, "notes": spec.notes,
+                     "classes": [c.__dict__ for c in spec.classes]},
+            "label_fraction": f,
+            "seed": s,
+            "summary": outcome["summary"],
+            "metrics": outcome["metrics"],
+            "selection": outcome["selection"],
+            "training": outcome.get("training"),
+            "n_eval": outcome.get("n_eval"),
+            "data": {"root": str(data.root), "synthetic": data.synthetic, "splits": data.splits, "subset": subset,
+                     "skipped_files": data.skipped},
+            "environment": environment(str(device)),
+            "artifacts": [str((work / a).relative_to(path.parent)) for a in outcome.get("artifacts", [])],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": time.perf_counter() - start,
+        }
+        write_record(path, record, overwrite=options.overwrite)
+        paths.append(path)
+        console.print(f"wrote {path}")
+    return paths

@@ -1,0 +1,115 @@
+"""Data preparation shared by the tasks: tables, split files, subsets, cached images, regions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from cxrbench.data.cache import ImageCache, build_cache
+from cxrbench.data.registry import get_dataset
+from cxrbench.tasks.specs import TaskSpec
+from medslip.augment import eval_transform
+
+EVAL_BATCH = 32
+
+
+@dataclass
+class TaskData:
+    """Everything a task run reads: the sample table, cached images, where its split files are."""
+
+    spec: TaskSpec
+    root: Path
+    synthetic: bool
+    table: pd.DataFrame
+    cache: ImageCache
+    splits: dict[str, dict[str, Any]]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def rows(self, split: str) -> pd.DataFrame:
+        return self.table[self.table["split"] == split].reset_index(drop=True)
+
+    def labels(self, rows: pd.DataFrame) -> np.ndarray:
+        """N x C float labels (1 / 0 / NaN) of the task's classes."""
+        return rows[list(self.spec.labels)].to_numpy(dtype=float)
+
+    def images(self, rows: pd.DataFrame) -> Tensor:
+        """N x 3 x S x S normalised images from the cache."""
+        index = [self.cache.index_of(p) for p in rows["path"]]
+        return torch.stack([eval_transform(self.cache[i], self.cache.size) for i in index]) if index else \
+            torch.zeros(0, 3, self.cache.size, self.cache.size)
+
+
+def dataset_root(spec: TaskSpec, data_root: str | Path | None, progress: bool = True) -> tuple[Path, bool]:
+    """The folder to read, generating the embedded synthetic dataset when none is given."""
+    if data_root is not None:
+        root = Path(data_root)
+        if not root.exists():
+            raise FileNotFoundError(f"--data-root {root} does not exist")
+        return root, False
+    from cxrbench.synth import default_root
+
+    return default_root(spec.dataset, progress=progress), True
+
+
+def prepare(spec: TaskSpec, data_root: str | Path | None, image_size: int, work_dir: Path, seed: int = 0,
+            split_file: str | Path | None = None, skip_bad_images: bool = False,
+            progress: bool = True) -> TaskData:
+    """Load the table, write and fingerprint the split files, preflight and cache the images."""
+    from cxrbench.data.preflight import preflight
+    from cxrbench.data.splits import write_split_files
+
+    root, synthetic = dataset_root(spec, data_root, progress)
+    table = get_dataset(spec.dataset).load(root, seed=seed, split_file=split_file)
+    missing = [c for c in spec.labels if c not in table.columns]
+    if missing:
+        raise ValueError(f"{spec.dataset} table lacks the task's classes {missing}")
+    checked = preflight(table["path"].tolist(), skip_bad=skip_bad_images, progress=progress)
+    skipped = checked.to_record()
+    if skipped:
+        bad = {s["path"] for s in skipped}
+        table = table[~table["path"].isin(bad)].reset_index(drop=True)
+    written = write_split_files(table, work_dir / "splits")
+    splits = {name: {"path": str(s.path), "sha256": s.sha256, "n_images": s.n_images} for name, s in written.items()}
+    cache = build_cache(table["path"].tolist(), image_size, spec.dataset, progress=progress)
+    return TaskData(spec, root, synthetic, table, cache, splits, skipped)
+
+
+@torch.no_grad()
+def batched(fn, data: TaskData, rows: pd.DataFrame, batch_size: int = EVAL_BATCH) -> Tensor:
+    """Apply ``fn(images) -> B x ...`` over ``rows`` in batches; concatenates on CPU."""
+    outs = []
+    for start in range(0, len(rows), batch_size):
+        outs.append(fn(data.images(rows.iloc[start : start + batch_size])).cpu())
+    return torch.cat(outs) if outs else torch.zeros(0)
+
+
+def region_masks(data: TaskData, rows: pd.DataFrame, label: str, size: int) -> np.ndarray:
+    """N x S x S bool ground-truth regions of ``label`` (boxes rasterised, or SIIM masks resized)."""
+    from cxrbench.data.images import read_header
+    from cxrbench.metrics.grounding import boxes_to_mask
+    from cxrbench.metrics.segmentation import resize_masks_nearest
+
+    out = np.zeros((len(rows), size, size), dtype=bool)
+    for i, row in enumerate(rows.itertuples(index=False)):
+        row = row._asdict()
+        if data.spec.region == "masks":
+            from cxrbench.data.siim import load_mask
+
+            mask = load_mask(row)
+            if mask.any():
+                out[i] = resize_masks_nearest(mask[None], (size, size))[0]
+            continue
+        boxes = row.get("boxes") or []
+        labels = row.get("box_labels") or [label] * len(boxes)
+        mine = [b for b, lab in zip(boxes, labels) if lab == label]
+        if not mine:
+            continue
+        header = read_header(row["path"])
+        out[i] = boxes_to_mask(np.asarray(mine, dtype=float), (header.height, header.width), (size, size))
+    return out

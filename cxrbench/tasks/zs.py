@@ -1,0 +1,38 @@
+"""Zero-shot classification: probabilities from the model, thresholds from validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cxrbench.metrics.classification import classification_report
+from cxrbench.tasks.common import TaskData, batched
+from cxrbench.tasks.plots import roc_png
+
+
+def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, threshold_on: str = "val", **_: Any) -> dict:
+    classes = list(data.spec.classes)
+    val, test = data.rows("val"), data.rows("test")
+    val_scores = batched(lambda x: adapter.zero_shot(x, classes), data, val).numpy()
+    test_scores = batched(lambda x: adapter.zero_shot(x, classes), data, test).numpy()
+    report = classification_report(val_scores, data.labels(val), test_scores, data.labels(test),
+                                   list(data.spec.labels), groups=test["patient_id"].to_numpy(), n_boot=n_boot,
+                                   seed=0, threshold_on=threshold_on)
+    roc = roc_png(test_scores, data.labels(test), list(data.spec.labels), out_dir)
+    return {
+        "metrics": report,
+        "summary": summary_from_classification(report, data.spec.metrics),
+        "selection": {"thresholds": report["thresholds"], "chosen_on": threshold_on},
+        "n_eval": {"val": len(val), "test": len(test)},
+        "artifacts": [roc] if roc else [],
+    }
+
+
+def summary_from_classification(report: dict, metrics: tuple[str, ...]) -> dict[str, Any]:
+    """Macro entries (value and interval) of the given metrics."""
+    out = {}
+    for name in metrics:
+        entry = report["macro"].get(name) or {}
+        out[name] = {"value": entry.get("value"), "ci_low": entry.get("ci_low"), "ci_high": entry.get("ci_high")}
+    return out
+
