@@ -74,6 +74,8 @@ def run_cmd(
     description_file: Path | None = typer.Option(None, "--description-file",
                                                  help="published pathology description JSON (for a .pth)"),
     text_encoder: str | None = typer.Option(None, "--text-encoder", help="text encoder for a published .pth"),
+    image_size: int | None = typer.Option(None, "--image-size", help="evaluated image size (default: the "
+                                          "checkpoint's training size; 224 for a published .pth)"),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
     out: Path = typer.Option(Path("results"), "--out", help="results folder"),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="keep records that already exist"),
@@ -95,7 +97,7 @@ def run_cmd(
     if threshold_on not in ("val", "test"):
         raise typer.BadParameter("--threshold-on must be val or test")
     options = RunOptions(data_root=data_root, checkpoint=checkpoint, description_file=description_file,
-                         text_encoder=text_encoder, device=device, out=out, skip_existing=skip_existing,
+                         text_encoder=text_encoder, image_size=image_size, device=device, out=out, skip_existing=skip_existing,
                          overwrite=overwrite, n_boot=n_boot, threshold_on=threshold_on, split_file=split_file,
                          skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress)
     paths = run(model, task, _floats(label_frac), _ints(seeds), options)
@@ -122,6 +124,69 @@ def models_cmd() -> None:
 
     rows = [[m.name, ", ".join(sorted(m.settings)), m.description] for m in MODELS.values()]
     typer.echo(tabulate(rows, headers=["model", "settings", "description"]))
+
+
+@app.command("sweep")
+def sweep_cmd(
+    grid: str = typer.Option("demo", "--grid", help="shipped grid name (demo) or a YAML grid file"),
+    models: str | None = typer.Option(None, "--models", help="comma-separated models (default: the grid's)"),
+    tasks: str | None = typer.Option(None, "--tasks", help="comma-separated tasks (default: the grid's)"),
+    label_fracs: str | None = typer.Option(None, "--label-fracs", help="comma-separated label fractions for "
+                                           "ft/seg tasks (default: the grid's)"),
+    seeds: str | None = typer.Option(None, "--seeds", help="comma-separated seeds (default: the grid's)"),
+    shard: str | None = typer.Option(None, "--shard", help="i/n: run only shard i (0 <= i < n) of the grid"),
+    out: Path = typer.Option(Path("leaderboards/results"), "--out", help="results folder"),
+    data_root: Path | None = typer.Option(None, "--data-root", help="dataset folder (default: embedded SynthCXR)"),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run a grid of evaluations (models x tasks x label fractions x seeds). Existing records are kept,
+    so an interrupted sweep resumes where it stopped; --shard i/n splits the grid across machines."""
+    import dataclasses
+
+    from cxrbench.run import RunOptions
+    from cxrbench.sweep import SweepFailed, load_grid, parse_shard, run_sweep
+
+    spec = load_grid(grid)
+    try:
+        part = parse_shard(shard)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    options = dataclasses.replace(RunOptions(), **spec.options)
+    options = dataclasses.replace(options, out=out, data_root=data_root, device=device, progress=progress)
+    try:
+        paths = run_sweep(models.split(",") if models else spec.models, tasks.split(",") if tasks else spec.tasks,
+                          [float(f) for f in label_fracs.split(",")] if label_fracs else spec.label_fracs,
+                          _ints(seeds) if seeds else spec.seeds, shard=part, options=options)
+    except SweepFailed as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(paths)} record(s) under {out}")
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    results: Path = typer.Option(Path("leaderboards/results"), "--results", help="folder of result records"),
+    out: Path = typer.Option(Path("leaderboards"), "--out", help="folder of the generated tables"),
+    reported: Path | None = typer.Option(None, "--reported", help="reported-numbers CSV "
+                                         "(default: <out>/reported.csv when it exists)"),
+    check: bool = typer.Option(False, "--check", help="compare the files in --out with what the records give; "
+                               "print a diff and exit 1 on any difference"),
+) -> None:
+    """Build the leaderboard (markdown, CSV, JSON, PNG per task and an index) from the result records."""
+    from cxrbench.leaderboard import check_leaderboard, write_leaderboard
+
+    if check:
+        outcome = check_leaderboard(results, out, reported)
+        if not outcome.ok:
+            typer.echo(outcome.report)
+            typer.echo(f"leaderboard out of date: run `cxrbench leaderboard --results {results} --out {out}`",
+                       err=True)
+            raise typer.Exit(1)
+        typer.echo(f"leaderboard up to date: {out}")
+        return
+    written = write_leaderboard(results, out, reported)
+    typer.echo(f"wrote {len(written)} file(s) to {out}")
 
 
 # Sub-commands register themselves here, one explicit import per area.

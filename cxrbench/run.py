@@ -29,6 +29,7 @@ class RunOptions:
     checkpoint: Path | None = None
     description_file: Path | None = None
     text_encoder: str | None = None
+    image_size: int | None = None
     device: str | None = None
     out: Path = Path("results")
     skip_existing: bool = False
@@ -89,7 +90,7 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     device = _device(options.device)
     if adapter is None:
         adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
-                             text_encoder=options.text_encoder)
+                             text_encoder=options.text_encoder, image_size=options.image_size)
     adapter.to(device)
     identity = adapter.describe()
     for f, s, path in pending:

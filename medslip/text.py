@@ -82,8 +82,12 @@ def load_text_encoder(name_or_path: str, max_length: int = 128, allow_download: 
 
     Raises :class:`TextEncoderUnavailable` with instructions when the model is not on this machine.
     """
-    if name_or_path == TINY_RANDOM:
-        return tiny_text_encoder(max_length=max_length)
+    if name_or_path == TINY_RANDOM or name_or_path.startswith(TINY_RANDOM + "("):
+        params = {}
+        if "(" in name_or_path:  # an identity such as tiny-random(width=32,layers=2,heads=2,seed=0)
+            inner = name_or_path[len(TINY_RANDOM) + 1 : -1]
+            params = {k: int(v) for k, v in (item.split("=") for item in inner.split(",") if item)}
+        return tiny_text_encoder(max_length=max_length, **params)
     if name_or_path == MINILM:
         path = minilm_path()
         if path is None:

@@ -18,7 +18,7 @@ class ModelEntry:
 
 
 def _load_medslip(checkpoint: Path | None = None, description_file: Path | None = None,
-                  text_encoder: str | None = None, **_: Any):
+                  text_encoder: str | None = None, image_size: int | None = None, **_: Any):
     from cxrbench.models.medslip import MedslipAdapter
     from cxrbench.train import demo_checkpoint, train_method
 
@@ -29,7 +29,8 @@ def _load_medslip(checkpoint: Path | None = None, description_file: Path | None 
                 "[yellow]No medslip checkpoint given and no demo checkpoint yet: training the demo config "
                 "first (`cxrbench train medslip`, a few minutes on CPU)...[/]")
             checkpoint = train_method("medslip", "demo")
-    return MedslipAdapter.from_checkpoint(checkpoint, description_file=description_file, text_encoder=text_encoder)
+    return MedslipAdapter.from_checkpoint(checkpoint, image_size=image_size, description_file=description_file,
+                                         text_encoder=text_encoder)
 
 
 MODELS: dict[str, ModelEntry] = {

@@ -60,7 +60,7 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
         progress: bool = True, **_: Any) -> dict:
     encoder = adapter.encoder()
     model = EncoderClassifier(encoder, len(data.spec.classes), linear_probe).to(device)
-    labels = torch.from_numpy(data.labels(subset_rows)).float()
+    labels = torch.tensor(data.labels(subset_rows), dtype=torch.float32)
     val, test = data.rows("val"), data.rows("test")
     val_labels = data.labels(val)
 
