@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 demo: venv
-	$(BIN)/python -m medslip.reference ../shared/fixtures/medslip_official_small_seed0.safetensors
+	$(BIN)/cxrbench run --model medslip --task siim-seg --label-frac 0.01 --out results/demo --overwrite
 
 fixture-check: venv
 	$(BIN)/python -m medslip.reference ../shared/fixtures/medslip_official_small_seed0.safetensors

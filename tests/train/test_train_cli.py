@@ -1,0 +1,71 @@
+"""`cxrbench train`: the command on the embedded corpus, configs, overrides, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cxrbench.cli import app
+from cxrbench.config import apply_overrides, load_config, shipped_configs
+
+TINY = ["--set", "model.d_model=32", "--set", "model.num_layers=1", "--set", "model.num_heads=2",
+        "--set", "model.dim_feedforward=64", "--set", "data.image_size=64", "--set", "text_encoder=tiny-random",
+        "--set", "train.batch_size=8", "--set", "train.max_steps=6", "--set", "train.log_every=1"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRBENCH_CACHE", str(tmp_path / "cache"))
+
+
+def test_shipped_configs_and_overrides():
+    assert {"demo", "paper"} <= set(shipped_configs("medslip"))
+    paper = load_config("medslip", "paper")
+    assert paper["model"]["backbone"] == "resnet50" and paper["train"]["batch_size"] == 64
+    assert paper["train"]["lr"] == 1e-4 and paper["train"]["weight_decay"] == 0.02
+    assert paper["data"]["image_size"] == 224 and paper["text_encoder"] == "emilyalsentzer/Bio_ClinicalBERT"
+    changed = apply_overrides(paper, ["train.epochs=2", "data.path_prefix=[/old, /new]"])
+    assert changed["train"]["epochs"] == 2 and changed["data"]["path_prefix"] == ["/old", "/new"]
+    assert paper["train"]["epochs"] == 100  # the original is not modified
+    with pytest.raises(KeyError, match="unknown key"):
+        apply_overrides(paper, ["train.epochz=2"])
+
+
+def test_train_command_on_embedded_corpus_then_resume(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "medslip", *TINY, "--set", "train.checkpoint_every=2",
+                                 "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert (out / "final" / "model.safetensors").exists() and (out / "state.pt").exists()
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
+    meta = json.loads((out / "final" / "medslip.json").read_text())
+    assert meta["text_encoder"] == "tiny-random" and meta["extra"]["train"]["global_step"] == 6
+    # resuming a finished run does no further step and keeps the checkpoint loadable
+    again = runner.invoke(app, ["train", "medslip", *TINY, "--resume", str(out), "--no-progress"])
+    assert again.exit_code == 0, again.output + repr(again.exception)
+
+
+def test_unknown_method_is_a_clear_error():
+    result = CliRunner().invoke(app, ["train", "nonexistent"])
+    assert result.exit_code != 0 and "unknown method" in repr(result.exception)
+
+
+@pytest.mark.slow
+def test_demo_training_loss_falls_and_run_uses_the_checkpoint(tmp_path):
+    """Acceptance: the demo config trains on the embedded corpus (a few minutes on 2 cores)."""
+    from cxrbench.train import demo_checkpoint, train_method
+
+    final = train_method("medslip", "demo", progress=False)
+    assert final == demo_checkpoint("medslip")
+    meta = json.loads((final / "medslip.json").read_text())
+    first, last = meta["extra"]["train"]["first_losses"], meta["extra"]["train"]["last_losses"]
+    assert sum(last) / len(last) < 0.5 * sum(first) / len(first)
+    result = CliRunner().invoke(app, ["run", "--model", "medslip", "--task", "rsna-zs", "--out",
+                                      str(tmp_path / "res"), "--n-boot", "50", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
+    assert record["model"]["checkpoint"] == str(final)
