@@ -92,9 +92,16 @@ def train_method(
     from cxrbench.methods import get_method
 
     spec = get_method(method)
-    config = apply_overrides(load_config(method, config_name), overrides or [])
     run_dir = Path(out) if out else (demo_run_dir(method) if config_name == "demo" and data_root is None
                                      else Path("runs") / f"{method}-{Path(config_name).stem}")
+    saved = run_dir / "config.json"
+    if resume and saved.exists():
+        # a resumed run continues with the configuration it was started with (plus any new overrides)
+        stored = json.loads(saved.read_text(encoding="utf-8"))
+        config = apply_overrides(stored["config"], overrides or [])
+        data_root = data_root or stored.get("data_root")
+    else:
+        config = apply_overrides(load_config(method, config_name), overrides or [])
     return spec.train(config, run_dir, data_root=data_root, resume=resume, device=device, progress=progress)
 
 

@@ -44,9 +44,16 @@ def test_train_command_on_embedded_corpus_then_resume(tmp_path):
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
     meta = json.loads((out / "final" / "medslip.json").read_text())
     assert meta["text_encoder"] == "tiny-random" and meta["extra"]["train"]["global_step"] == 6
-    # resuming a finished run does no further step and keeps the checkpoint loadable
-    again = runner.invoke(app, ["train", "medslip", *TINY, "--resume", str(out), "--no-progress"])
+    # resuming uses the run's own configuration; a finished run does no further step
+    again = runner.invoke(app, ["train", "medslip", "--resume", str(out), "--no-progress"])
     assert again.exit_code == 0, again.output + repr(again.exception)
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 6
+    # extending it continues from step 6
+    more = runner.invoke(app, ["train", "medslip", "--resume", str(out), "--set", "train.max_steps=8",
+                               "--no-progress"])
+    assert more.exit_code == 0, more.output + repr(more.exception)
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_unknown_method_is_a_clear_error():
