@@ -147,13 +147,14 @@ def sweep_cmd(
     from cxrbench.run import RunOptions
     from cxrbench.sweep import SweepFailed, load_grid, parse_shard, run_sweep
 
-    spec = load_grid(grid)
     try:
+        spec = load_grid(grid)
         part = parse_shard(shard)
-    except ValueError as err:
+    except (FileNotFoundError, ValueError) as err:
         raise typer.BadParameter(str(err)) from None
+    given = {k: v for k, v in (("data_root", data_root), ("device", device)) if v is not None}
     options = dataclasses.replace(RunOptions(), **spec.options)
-    options = dataclasses.replace(options, out=out, data_root=data_root, device=device, progress=progress)
+    options = dataclasses.replace(options, out=out, progress=progress, **given)
     try:
         paths = run_sweep(models.split(",") if models else spec.models, tasks.split(",") if tasks else spec.tasks,
                           [float(f) for f in label_fracs.split(",")] if label_fracs else spec.label_fracs,
@@ -161,6 +162,8 @@ def sweep_cmd(
     except SweepFailed as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from None
+    except KeyError as err:  # unknown model or task name
+        raise typer.BadParameter(str(err)) from None
     typer.echo(f"{len(paths)} record(s) under {out}")
 
 
@@ -176,6 +179,9 @@ def leaderboard_cmd(
     """Build the leaderboard (markdown, CSV, JSON, PNG per task and an index) from the result records."""
     from cxrbench.leaderboard import check_leaderboard, write_leaderboard
 
+    if not results.is_dir():
+        typer.echo(f"results folder not found: {results} (run `cxrbench sweep` first, or pass --results)", err=True)
+        raise typer.Exit(2)
     if check:
         outcome = check_leaderboard(results, out, reported)
         if not outcome.ok:

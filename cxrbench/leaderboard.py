@@ -101,13 +101,15 @@ class ReportedRow:
 def load_records(results: str | Path, link_base: str | Path) -> list[LoadedRecord]:
     """Every ``<model>/<task>/frac-*_seed-*.json`` under ``results``, validated, sorted by path.
 
-    Raises ``ValueError`` naming the file when a record is not valid JSON or does not follow the schema.
+    Raises ``FileNotFoundError`` when ``results`` is not a folder (so that a mistyped path cannot empty the
+    leaderboard) and ``ValueError`` naming the file when a record is not valid JSON or does not follow the schema.
     """
     import jsonschema
 
     results = Path(results)
     if not results.is_dir():
-        return []
+        raise FileNotFoundError(f"results folder not found: {results} (run `cxrbench run` or `cxrbench sweep` "
+                                "first, or pass --results)")
     base = Path(link_base).resolve()
     loaded = []
     for path in sorted(results.glob("*/*/frac-*_seed-*.json"), key=lambda p: p.as_posix()):
@@ -141,7 +143,8 @@ def load_reported(path: str | Path | None) -> list[ReportedRow]:
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; expected {', '.join(REPORTED_COLUMNS)}")
     known = _dataset_settings()
-    rows = []
+    rows: list[ReportedRow] = []
+    seen: dict[tuple[Any, ...], int] = {}
     for n, raw in enumerate(reader, start=2):
         where = f"{path}, data row {n - 1}"
         row = {k: (raw.get(k) or "").strip() for k in REPORTED_COLUMNS}
@@ -163,8 +166,14 @@ def load_reported(path: str | Path | None) -> list[ReportedRow]:
             frac = None
         if not row["model"] or not row["source"]:
             raise ValueError(f"{where}: model and source are required")
-        rows.append(ReportedRow(row["model"], row["dataset"], row["setting"], frac, row["metric"], value,
-                                row["source"], row["notes"]))
+        item = ReportedRow(row["model"], row["dataset"], row["setting"], frac, row["metric"], value,
+                           row["source"], row["notes"])
+        key = (item.model, item.dataset, item.setting, item.label_fraction, item.metric, item.source)
+        if key in seen:
+            raise ValueError(f"{where}: duplicate of data row {seen[key]} (same model, task, fraction, metric, "
+                             "source)")
+        seen[key] = n - 1
+        rows.append(item)
     return rows
 
 
@@ -406,6 +415,13 @@ def _trace_rows(table: Table) -> list[dict[str, Any]]:
     return rows
 
 
+def _plot_caption(setting: str) -> str:
+    metric = METRIC_NAMES.get(PRIMARY_METRIC[setting], PRIMARY_METRIC[setting])
+    if setting in ("ft", "seg"):
+        return f"{metric} against the label fraction, one line per model"
+    return "every metric, one bar per model"
+
+
 def render_markdown(table: Table) -> str:
     """The markdown page of one task."""
     from tabulate import tabulate
@@ -425,7 +441,9 @@ def render_markdown(table: Table) -> str:
         lines += [f"Task notes: {spec.notes}.", ""]
     n_tests = len({r.record["data"]["splits"]["test"]["sha256"] for r in table.records})
     if n_tests > 1:
-        lines += [f"Note: these rows were evaluated on {n_tests} different test splits (see the records below).", ""]
+        lines += [f"Note: these records were evaluated on {n_tests} different test splits (datasets without an "
+                  "official test split get a seeded split per seed, so the spread over seeds includes the split; "
+                  "see the test split fingerprints below).", ""]
     lines += [
         "Cells: one seed: `value [95 % bootstrap CI] (n=1)`; several seeds: `mean ± std (n=seeds)` (sample "
         "standard deviation over seeds); `k undefined`: seeds where the metric was undefined, left out; "
@@ -433,6 +451,9 @@ def render_markdown(table: Table) -> str:
         "more models have one). Rows marked (reported) are published numbers, not re-measured here.",
         "",
         f"![{table.task}]({table.task}{PLOT_SUFFIX})",
+        "",
+        f"Plot: {_plot_caption(table.setting)}; error bars: the 95 % CI for one seed, ± std for several; "
+        "reported numbers hollow/hatched, without error bars.",
         "",
     ]
     for section in table.sections:
@@ -579,6 +600,10 @@ def render_plot(table: Table, path: Path) -> None:
                             linestyle="--" if reported else "-", mfc="none" if reported else None)
                 drawn = True
             ax.set_xscale("log")
+            ticks = [float(c) for c in section.columns]
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([_frac_header(c) for c in section.columns])
+            ax.minorticks_off()
             ax.set_xlabel("label fraction of the training split")
             ax.set_ylabel(METRIC_NAMES.get(PRIMARY_METRIC[table.setting], PRIMARY_METRIC[table.setting]))
         else:
@@ -602,8 +627,10 @@ def render_plot(table: Table, path: Path) -> None:
                     drawn = True
             ax.set_xticks(range(len(section.columns)))
             ax.set_xticklabels([METRIC_NAMES.get(c, c) for c in section.columns])
+            ax.set_ylabel("value on the test split")
         ax.set_ylim(0.0, 1.05)
-        ax.set_title(f"{table.task} ({_data_kind(table.records)} data)")
+        kind = _data_kind(table.records)
+        ax.set_title(f"{table.task} (" + ("reported numbers only" if kind == "none" else f"{kind} data") + ")")
         if drawn:
             ax.legend(fontsize=7, loc="best")
         else:
