@@ -1,0 +1,110 @@
+"""Baselines for cxrbench: CLIP-style (open_clip), the single-stream MeDKLIP ablation, supervised inits.
+
+One subpackage per baseline:
+
+- :mod:`baselines.clip`: our CLIP/ConVIRT-style model (open_clip: timm ResNet + HF text tower), trained
+  with ``cxrbench train clip``; model ``clip``;
+- :mod:`baselines.openclip`: any open_clip model with local weights; model ``open-clip``;
+- :mod:`baselines.medklip`: MeDSLIP's pathology stream alone, trained with ``cxrbench train medklip``;
+  model ``medklip``;
+- :mod:`baselines.supervised`: torchvision ResNet-50, random or ImageNet; models ``resnet50-random`` and
+  ``resnet50-imagenet`` (fine-tuning and segmentation only).
+
+The harness's registries call :func:`register_models` / :func:`register_methods` (explicitly, at the
+end of ``cxrbench/models/registry.py`` and ``cxrbench/methods/__init__.py``). Importing this package
+imports nothing heavy and nothing from :mod:`cxrbench`; loaders import their code when called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ALL_SETTINGS = frozenset({"zs", "ground", "ft", "seg"})
+
+
+def _demo_or_train(method: str, marker: str) -> Path:
+    """The demo checkpoint of ``method``, training the demo config first (with a message) when absent."""
+    from rich.console import Console
+
+    from cxrbench.train import demo_checkpoint, train_method
+
+    checkpoint = demo_checkpoint(method)
+    if not (checkpoint / marker).exists():
+        Console(stderr=True).print(
+            f"[yellow]No {method} checkpoint given and no demo checkpoint yet: training the demo config first "
+            f"(`cxrbench train {method}`, a few minutes on CPU)...[/]")
+        checkpoint = train_method(method, "demo")
+    return checkpoint
+
+
+def _load_clip(checkpoint: Path | None = None, image_size: int | None = None, **_: Any):
+    from baselines.clip.adapter import ClipAdapter
+    from baselines.clip.checkpoint import CONFIG_FILE
+
+    return ClipAdapter.from_checkpoint(checkpoint or _demo_or_train("clip", CONFIG_FILE), image_size=image_size)
+
+
+def _load_medklip(checkpoint: Path | None = None, text_encoder: str | None = None,
+                  image_size: int | None = None, **_: Any):
+    from baselines.medklip.adapter import MedklipAdapter
+
+    return MedklipAdapter.from_checkpoint(checkpoint or _demo_or_train("medklip", "medslip.json"),
+                                          image_size=image_size, text_encoder=text_encoder)
+
+
+def _load_open_clip(checkpoint: Path | None = None, **kwargs: Any):
+    from baselines.openclip.adapter import load_open_clip
+
+    return load_open_clip(checkpoint, **kwargs)
+
+
+def _load_resnet50_random(checkpoint: Path | None = None, **kwargs: Any):
+    from baselines.supervised.adapter import load_random
+
+    return load_random(checkpoint, **kwargs)
+
+
+def _load_resnet50_imagenet(checkpoint: Path | None = None, **kwargs: Any):
+    from baselines.supervised.adapter import load_imagenet
+
+    return load_imagenet(checkpoint, **kwargs)
+
+
+def register_models() -> None:
+    """Add the baselines' model adapters to ``cxrbench.models.registry.MODELS``."""
+    from cxrbench.models.registry import ModelEntry, register_model
+
+    for entry in (
+        ModelEntry("clip", "CLIP/ConVIRT-style baseline trained by `cxrbench train clip` (open_clip: timm ResNet "
+                   "+ HF text tower); prompt-set zero-shot, patch-similarity grounding", ALL_SETTINGS, _load_clip),
+        ModelEntry("open-clip", "any open_clip model with local weights: --checkpoint ARCH:TAG | ARCH:/weights | "
+                   "ARCH:random | hf-hub:ORG/REPO | local-dir:/path", frozenset({"zs"}), _load_open_clip),
+        ModelEntry("medklip", "single-stream ablation (MeDKLIP-style: pathology queries + existence loss), "
+                   "trained by `cxrbench train medklip`", ALL_SETTINGS, _load_medklip),
+        ModelEntry("resnet50-random", "randomly initialised torchvision ResNet-50 (supervised baseline)",
+                   frozenset({"ft", "seg"}), _load_resnet50_random),
+        ModelEntry("resnet50-imagenet", "torchvision ResNet-50 with ImageNet weights from the local torch hub "
+                   "cache (never downloaded)", frozenset({"ft", "seg"}), _load_resnet50_imagenet),
+    ):
+        register_model(entry)
+
+
+def register_methods() -> None:
+    """Add the trainable baselines to ``cxrbench.methods.METHODS`` (``cxrbench train clip|medklip``)."""
+    from cxrbench.methods import register_method  # first: its import may run this function itself
+
+    from baselines.clip.method import CLIP
+    from baselines.medklip.method import MEDKLIP
+
+    register_method(CLIP)
+    register_method(MEDKLIP)
+
+
+def register_all() -> None:
+    """Register every baseline's model adapters and training methods."""
+    register_models()
+    register_methods()
+
+
+__all__ = ["register_all", "register_methods", "register_models"]

@@ -152,8 +152,9 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     return json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8"))
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> MeDSLIP:
-    """Load one of our checkpoints (a folder, or its ``model.safetensors``)."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    model_class: type[MeDSLIP] = MeDSLIP) -> MeDSLIP:
+    """Load one of our checkpoints (a folder, or its ``model.safetensors``) into ``model_class``."""
     folder = Path(path)
     if folder.is_file():
         folder = folder.parent
@@ -168,7 +169,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     books = tensors.pop("book.pathology"), tensors.pop("book.anatomy")
     for key, source in meta.get("tied", {}).items():
         tensors[key] = tensors[source]
-    model = MeDSLIP(config)
+    model = model_class(config)
     load_state_dict_strict(model, tensors)
     model.set_books(*books)
     return model.to(map_location)

@@ -18,3 +18,9 @@ def get_method(name: str) -> Method:
 def register_method(method: Method) -> None:
     """Add a method (baselines call this from their package)."""
     METHODS[method.name] = method
+
+
+# The trainable baselines (clip, medklip) register here, by one explicit call (see baselines/__init__.py).
+from baselines import register_methods as _register_baseline_methods  # noqa: E402
+
+_register_baseline_methods()

@@ -49,3 +49,9 @@ def get_model(name: str) -> ModelEntry:
         return MODELS[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}") from None
+
+
+# The baselines register their adapters here, by one explicit call (see baselines/__init__.py).
+from baselines import register_models as _register_baseline_models  # noqa: E402
+
+_register_baseline_models()

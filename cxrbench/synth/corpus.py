@@ -20,7 +20,7 @@ from .writers import covidx, medslip, mimic, nih, rsna, siim
 __all__ = ["DATASETS", "GENERATOR_VERSION", "MANIFEST_FILE", "DatasetInfo", "generate", "default_root"]
 
 #: Bump when the rendered images, reports or file layouts change: cached corpora are keyed by it.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MANIFEST_FILE = "synthcxr_manifest.json"
 
 

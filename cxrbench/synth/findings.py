@@ -251,7 +251,7 @@ def _place(g: Geometry, rng: np.random.Generator, loc: Location, side: int | Non
         fy = rng.uniform(*loc.y_frac)
         y = top + fy * (p.dome(side) + 0.02 - top)
         lat = p.lateral_xs(y)
-        med = p.medial_x + 0.03
+        med = p.medial_xs(y, side) + 0.03
         fx = rng.uniform(*loc.x_frac)
         xs = med + fx * max(0.0, lat - med)
         x = sign * xs
@@ -363,7 +363,7 @@ def draw_finding(g: Geometry, rng: np.random.Generator, name: str, sev: float,
             span = p.lung_cx + p.lung_ax - p.medial_x
             boundary = F32(level) - F32(0.14 / span) * (g.xs - F32(p.medial_x))
             fluid = np.clip((g.y - boundary) * F32(1 / 0.03), 0, 1)
-            region = g.side_mask(side) & (g.wall_depth > 0) & (g.xs > F32(p.medial_x)) & (g.heart_depth < 0) & (
+            region = g.side_mask(side) & (g.wall_depth > 0) & (g.medial_depth > 0) & (g.heart_depth < 0) & (
                 g.dome_depth > F32(-0.04))
             fluid = fluid * region
             delta += fluid * F32(0.30)

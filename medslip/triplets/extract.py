@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medslip.triplets.rules import (
-    AND, ANAT, COMMA, CONJ, IGNORE, NEG_POST, NEG_PRE, OBS, POSTSIDE, PSEUDO, SIDE, UNC_BOTH, UNC_POST, UNC_PRE,
+    AND, ANAT, COMMA, CONJ, IGNORE, NEG_POST, NEG_PRE, OBS, POSTSIDE, SIDE, UNC_BOTH, UNC_POST, UNC_PRE,
     VERB, WORD_RE, Rules, default_rules,
 )
 from medslip.vocab import ANATOMY_INDEX, NUM_ANATOMIES, NUM_OBSERVATIONS, OBSERVATION_INDEX

@@ -1,0 +1,101 @@
+"""The ``clip`` model adapter: our CLIP baseline checkpoints (``cxrbench train clip``).
+
+- zero-shot classification: prompt sets, positive vs negative (:mod:`baselines.clip.prompts`);
+- grounding: cosine between each location of the image tower's last feature map (projected by the
+  tower's own head) and the class's positive text embedding;
+- encoder: the timm ResNet trunk loaded strictly into the torchvision ResNet of the same name
+  (equal parameter names), cut after layer3, for fine-tuning and segmentation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+from baselines.clip.checkpoint import load_clip_checkpoint
+from baselines.clip.model import ClipModel, tokenize
+from baselines.clip.prompts import PromptClassifier
+from cxrbench.models.base import ClassSpec, Encoder, ResNetTrunk, file_sha256, resnet_channels
+
+
+def torchvision_resnet_from_timm(trunk: nn.Module, arch: str) -> nn.Module:
+    """A torchvision ``arch`` holding the weights of a timm ResNet trunk (only ``fc`` stays random)."""
+    resnet = getattr(torchvision.models, arch)(weights=None)
+    result = resnet.load_state_dict(trunk.state_dict(), strict=False)
+    missing = set(result.missing_keys) - {"fc.weight", "fc.bias"}
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"timm {arch} trunk does not match torchvision's names: missing {sorted(missing)}, "
+                           f"unexpected {sorted(result.unexpected_keys)}")
+    return resnet
+
+
+class ClipAdapter:
+    """Our open_clip-built CLIP baseline behind the harness's model contract."""
+
+    name = "clip"
+    settings = frozenset({"zs", "ground", "ft", "seg"})
+
+    def __init__(self, model: ClipModel, tokenizer, checkpoint: str | Path | None = None,
+                 meta: dict[str, Any] | None = None, image_size: int | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.meta = meta or {}
+        self.image_size = int(image_size or model.config.image_size)  # the ResNet takes any size
+        self.prompts = PromptClassifier(self._embed_texts)
+        self._sha: str | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, image_size: int | None = None) -> "ClipAdapter":
+        """A checkpoint folder; ``image_size`` overrides the trained size for evaluation."""
+        model, tokenizer, meta = load_clip_checkpoint(path)
+        return cls(model, tokenizer, path, meta, image_size)
+
+    def to(self, device: torch.device) -> "ClipAdapter":
+        self.model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _embed_texts(self, texts: list[str]) -> Tensor:
+        ids = tokenize(self.tokenizer, texts, self.model.config.context_length).to(self.device)
+        return self.model.encode_text(ids)
+
+    @torch.no_grad()
+    def zero_shot(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:
+        """Normalised images (B x 3 x S x S) -> B x C probabilities."""
+        emb = self.model.encode_image(images.to(self.device))
+        return self.prompts.probabilities(emb, classes, self.model.logit_scale()).cpu()
+
+    @torch.no_grad()
+    def ground(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:
+        """Images -> B x C x h x w patch-text similarity maps (h = w = S / 32)."""
+        patches = self.model.patch_embeddings(images.to(self.device))
+        return self.prompts.similarity_maps(patches, classes).cpu()
+
+    def encoder(self) -> Encoder:
+        arch = self.model.config.vision
+        resnet = torchvision_resnet_from_timm(self.model.clip.visual.trunk, arch)
+        layers = nn.Sequential(*list(resnet.children())[:-3])
+        return Encoder(ResNetTrunk(layers), resnet_channels(arch), arch,
+                       source=f"clip image tower (timm {arch} -> torchvision, conv1..layer3)")
+
+    def describe(self) -> dict[str, Any]:
+        if self._sha is None and self.checkpoint is not None:
+            self._sha = file_sha256(self.checkpoint)
+        return {"name": self.name, "source": "cxrbench-clip-checkpoint",
+                "architecture": f"open_clip CustomTextCLIP (timm {self.model.config.vision} + HF text)",
+                "checkpoint": str(self.checkpoint) if self.checkpoint else None, "checkpoint_sha256": self._sha,
+                "config": self.model.config.to_dict(), "image_size": self.image_size,
+                "text_encoder": self.meta.get("text_encoder"),
+                "zero_shot": "prompt sets: softmax(scale * [cos(img, mean pos), cos(img, mean neg)])",
+                "grounding": "cosine(projected last feature map, positive class embedding)"}
+
+
+__all__ = ["ClipAdapter", "torchvision_resnet_from_timm"]

@@ -1,0 +1,1 @@
+"""The generic open_clip adapter (any architecture + local pretrained weights)."""

@@ -1,0 +1,103 @@
+"""The CLIP baseline: loss goes down, checkpoints round-trip, the encoder is torchvision's, tasks run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torchvision
+
+from baselines.clip.adapter import ClipAdapter, torchvision_resnet_from_timm
+from baselines.clip.checkpoint import load_clip_checkpoint, save_clip_checkpoint
+from baselines.clip.model import ClipConfig, ClipModel, load_tokenizer, resolve_text_tower, tokenize
+from cxrbench.models.base import ClassSpec
+
+from .conftest import run_options
+
+REPORTS = ["Large right pleural effusion.", "No acute cardiopulmonary process.", "Left upper lobe pneumonia.",
+           "Moderate cardiomegaly with pulmonary edema.", "Small left apical pneumothorax.",
+           "Right lower lobe atelectasis.", "A 2 cm nodule in the right upper lobe.", "Bilateral effusions."]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder, identity, pretrained = resolve_text_tower("tiny-random", scratch=tmp_path_factory.mktemp("text"))
+    config = ClipConfig(vision="resnet18", embed_dim=32, image_size=64, context_length=32)
+    torch.manual_seed(0)
+    return ClipModel.create(config, folder, pretrained), load_tokenizer(folder), identity
+
+
+def test_a_few_steps_lower_the_contrastive_loss(tiny):
+    model, tokenizer, _ = tiny
+    torch.manual_seed(0)
+    batch = {"images": torch.randn(len(REPORTS), 3, 64, 64), "input_ids": tokenize(tokenizer, REPORTS, 32)}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    model.train()
+    losses = []
+    for _ in range(12):
+        loss = model.compute_loss(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert sum(losses[-3:]) / 3 < losses[0] - 0.3, losses
+
+
+def test_checkpoint_round_trip(tiny, tmp_path):
+    model, tokenizer, identity = tiny
+    model.eval()
+    path = save_clip_checkpoint(model, tmp_path / "ckpt", tokenizer, identity, extra={"note": "test"})
+    again, tokenizer2, meta = load_clip_checkpoint(path)
+    assert meta["text_encoder"] == identity and meta["extra"]["note"] == "test"
+    assert model.clip.state_dict().keys() == again.clip.state_dict().keys()
+    x = torch.randn(2, 3, 64, 64)
+    ids = tokenize(tokenizer2, REPORTS[:3], 32)
+    with torch.no_grad():
+        assert torch.allclose(model.encode_image(x), again.encode_image(x), atol=1e-6)
+        assert torch.allclose(model.encode_text(ids), again.encode_text(ids), atol=1e-6)
+
+
+def test_image_trunk_has_torchvision_names_and_exports_an_encoder(tiny):
+    model, tokenizer, _ = tiny
+    trunk_keys = set(model.clip.visual.trunk.state_dict())
+    assert trunk_keys == set(torchvision.models.resnet18(weights=None).state_dict()) - {"fc.weight", "fc.bias"}
+    resnet = torchvision_resnet_from_timm(model.clip.visual.trunk, "resnet18")
+    assert torch.equal(resnet.layer3[0].conv1.weight, model.clip.visual.trunk.layer3[0].conv1.weight)
+    adapter = ClipAdapter(model, tokenizer)
+    encoder = adapter.encoder()
+    feats = encoder.trunk(torch.zeros(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == list(encoder.channels) and [f.shape[-1] for f in feats] == [32, 16, 8, 4]
+
+
+def test_zero_shot_and_grounding_shapes(tiny):
+    model, tokenizer, _ = tiny
+    adapter = ClipAdapter(model.eval(), tokenizer)
+    classes = [ClassSpec("Effusion", positive_prompts=("There is effusion.",), negative_prompts=("No effusion.",)),
+               ClassSpec("COVID-19", description="bilateral ground-glass opacities")]
+    x = torch.randn(3, 3, 64, 64)
+    probs = adapter.zero_shot(x, classes)
+    assert probs.shape == (3, 2) and bool(((probs > 0) & (probs < 1)).all())
+    assert adapter.ground(x, classes).shape == (3, 2, 2, 2)
+
+
+TINY_OVERRIDES = ["model.vision=resnet18", "model.embed_dim=32", "model.text_unlocked_layers=null",
+                  "text_encoder=tiny-random", "text_max_length=32", "data.image_size=64", "train.epochs=2",
+                  "train.batch_size=8", "train.log_every=1", "train.warmup_epochs=0"]
+
+
+def test_cxrbench_train_clip_then_its_tasks(tmp_path, small_roots):
+    from cxrbench.results import validate_record
+    from cxrbench.run import run
+    from cxrbench.train import train_method
+
+    final = train_method("clip", "demo", TINY_OVERRIDES, data_root=small_roots["medslip-pretrain"],
+                         out=tmp_path / "run", progress=False)
+    meta = json.loads((final / "clip.json").read_text())
+    assert meta["extra"]["method"] == "clip" and meta["extra"]["train"]["global_step"] > 0
+    for task, frac in (("nih-zs", None), ("nih-ground", None), ("siim-seg", 0.5)):
+        root = small_roots["siim-acr" if task.startswith("siim") else "nih-cxr14"]
+        path = run("clip", task, [frac], [0], run_options(tmp_path, root, checkpoint=final))[0]
+        record = json.loads(path.read_text())
+        validate_record(record)
+        assert record["model"]["name"] == "clip" and len(record["model"]["checkpoint_sha256"]) == 64
