@@ -158,7 +158,8 @@ def sweep_cmd(
     try:
         paths = run_sweep(models.split(",") if models else spec.models, tasks.split(",") if tasks else spec.tasks,
                           [float(f) for f in label_fracs.split(",")] if label_fracs else spec.label_fracs,
-                          _ints(seeds) if seeds else spec.seeds, shard=part, options=options)
+                          _ints(seeds) if seeds else spec.seeds, shard=part, options=options,
+                          model_options=spec.model_options)
     except SweepFailed as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from None

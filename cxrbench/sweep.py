@@ -62,6 +62,8 @@ class SweepGrid:
     label_fracs: list[float] = field(default_factory=lambda: [1.0])
     seeds: list[int] = field(default_factory=lambda: [0])
     options: dict[str, Any] = field(default_factory=dict)
+    #: per-model RunOptions overrides, e.g. ``{"open-clip": {"checkpoint": "RN50:random"}}``
+    model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
 
 
@@ -99,17 +101,20 @@ def load_grid(name_or_path: str | Path) -> SweepGrid:
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise ValueError(f"grid {source}: expected a mapping at the top level")
-    unknown = set(data) - {"models", "tasks", "label_fracs", "seeds", "options", "description"}
+    unknown = set(data) - {"models", "tasks", "label_fracs", "seeds", "options", "model_options", "description"}
     if unknown:
         raise ValueError(f"grid {source}: unknown keys {sorted(unknown)}")
     options = data.get("options") or {}
     known_fields = {f.name for f in dataclasses.fields(RunOptions)}
-    bad = set(options) - known_fields
-    if bad:
-        raise ValueError(f"grid {source}: unknown options {sorted(bad)} (RunOptions fields: {sorted(known_fields)})")
+    model_options = data.get("model_options") or {}
+    for extra in [options, *model_options.values()]:
+        bad = set(extra) - known_fields
+        if bad:
+            raise ValueError(f"grid {source}: unknown options {sorted(bad)} (RunOptions fields: {sorted(known_fields)})")
     return SweepGrid(models=_names(data.get("models", "all")), tasks=_names(data.get("tasks", "all")),
                      label_fracs=[float(f) for f in data.get("label_fracs", [1.0])],
-                     seeds=[int(s) for s in data.get("seeds", [0])], options=dict(options), source=source)
+                     seeds=[int(s) for s in data.get("seeds", [0])], options=dict(options),
+                     model_options={str(k): dict(v) for k, v in model_options.items()}, source=source)
 
 
 def _names(value: Any) -> list[str] | str:
@@ -175,7 +180,8 @@ def shard_jobs(jobs: Sequence[Job], shard: tuple[int, int] = (0, 1)) -> list[Job
 
 def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fracs: Sequence[float],
               seeds: Sequence[int], shard: tuple[int, int] = (0, 1), options: RunOptions | None = None,
-              keep_going: bool = True, console: Console | None = None) -> list[Path]:
+              keep_going: bool = True, console: Console | None = None,
+              model_options: dict[str, dict[str, Any]] | None = None) -> list[Path]:
     """Run this shard's jobs of the grid, skipping records that exist; returns the record paths.
 
     Args:
@@ -185,6 +191,7 @@ def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fra
         shard: ``(i, n)``: run the jobs ``k`` with ``k % n == i`` of the sorted grid.
         options: run options; ``skip_existing`` is forced on and ``overwrite`` off so that sweeps resume.
         keep_going: on a failing job, go on with the others and raise :class:`SweepFailed` at the end.
+        model_options: per-model option overrides (e.g. a checkpoint spec or image size for one model).
     """
     from cxrbench.run import run
 
@@ -197,7 +204,10 @@ def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fra
     for k, job in enumerate(todo, 1):
         console.print(f"[{k}/{len(todo)}] {job}")
         try:
-            paths.extend(run(job.model, job.task, [job.label_frac], [job.seed], options))
+            job_options = dataclasses.replace(options, **(model_options or {}).get(job.model, {}))
+            if "checkpoint" in (model_options or {}).get(job.model, {}):
+                job_options.checkpoint = Path(job_options.checkpoint)
+            paths.extend(run(job.model, job.task, [job.label_frac], [job.seed], job_options))
         except Exception as err:  # one failing job must not lose the others
             if not keep_going:
                 raise

@@ -33,9 +33,15 @@ def two_models(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_demo_grid_is_shipped_and_loads() -> None:
     assert "demo" in shipped_grids()
     grid = load_grid("demo")
-    assert grid.models == "all" and grid.tasks == "all"
+    assert grid.tasks == "all" and {"medslip", "medklip", "clip"} <= set(grid.models)
     assert grid.seeds and grid.label_fracs
     assert set(grid.options) <= set(RunOptions.__dataclass_fields__)
+    for extra in grid.model_options.values():
+        assert set(extra) <= set(RunOptions.__dataclass_fields__)
+    # every registered model is in the demo grid, except the one that needs weights this machine lacks
+    from cxrbench.models.registry import MODELS
+
+    assert set(MODELS) - set(grid.models) == {"resnet50-imagenet"}
 
 
 def test_grid_pairs_models_with_supported_settings(two_models: None) -> None:
