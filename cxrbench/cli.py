@@ -97,8 +97,8 @@ def run_cmd(
     if threshold_on not in ("val", "test"):
         raise typer.BadParameter("--threshold-on must be val or test")
     options = RunOptions(data_root=data_root, checkpoint=checkpoint, description_file=description_file,
-                         text_encoder=text_encoder, image_size=image_size, device=device, out=out, skip_existing=skip_existing,
-                         overwrite=overwrite, n_boot=n_boot, threshold_on=threshold_on, split_file=split_file,
+                         text_encoder=text_encoder, image_size=image_size, device=device, out=out,
+                         skip_existing=skip_existing, overwrite=overwrite, n_boot=n_boot, threshold_on=threshold_on, split_file=split_file,
                          skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress)
     paths = run(model, task, _floats(label_frac), _ints(seeds), options)
     print_records(paths)

@@ -51,24 +51,23 @@ def test_iu_known_report(iu: list[tuple[str, str]]) -> None:
 
 def _synth_reports(n: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """``n`` SynthCXR MIMIC-layout reports with their ground-truth matrices (no images are rendered)."""
-    findings_mod = pytest.importorskip("cxrbench.synth.findings")
-    render_mod = pytest.importorskip("cxrbench.synth.render")
-    reports_mod = pytest.importorskip("cxrbench.synth.reports")
-    try:
-        profile = findings_mod.PROFILES["mimic"]
-        rng = np.random.default_rng(seed)
-        out = []
-        for _ in range(n):
-            names = findings_mod.sample_case(rng, profile)
-            fs = [findings_mod.Finding(name, float(rng.uniform()),
-                                       [findings_mod.Lesion(loc, np.ones((1, 1), bool))
-                                        for loc in render_mod.choose_locations(rng, name)])
-                  for name in names]
-            rep = reports_mod.write_report(rng, fs, view="AP" if rng.random() < 0.4 else "PA")
-            out.append((rep.text, rep.matrix()))
-        return out
-    except (AttributeError, KeyError, TypeError) as exc:  # the generator's API moved on
-        pytest.skip(f"cxrbench.synth report API not as expected: {exc!r}")
+    import cxrbench.synth.findings as findings_mod
+    import cxrbench.synth.render as render_mod
+    import cxrbench.synth.reports as reports_mod
+
+    # the generator is part of this project: an API change must fail here, not skip
+    profile = findings_mod.PROFILES["mimic"]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        names = findings_mod.sample_case(rng, profile)
+        fs = [findings_mod.Finding(name, float(rng.uniform()),
+                                   [findings_mod.Lesion(loc, np.ones((1, 1), bool))
+                                    for loc in render_mod.choose_locations(rng, name)])
+              for name in names]
+        rep = reports_mod.write_report(rng, fs, view="AP" if rng.random() < 0.4 else "PA")
+        out.append((rep.text, rep.matrix()))
+    return out
 
 
 def test_synth_cell_precision_recall() -> None:
