@@ -7,7 +7,7 @@ PYTHON  ?= python3
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN      = $(VENV)/bin
 
-.PHONY: venv demo test test-all bench fixture-check clean-venv
+.PHONY: venv demo test test-all bench fixture-check leaderboard leaderboard-check clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: venv
 
 test-all: venv
 	$(BIN)/python -m pytest -m ""
+
+leaderboard: venv
+	$(BIN)/cxrbench leaderboard
+
+leaderboard-check: venv
+	$(BIN)/cxrbench leaderboard --check
 
 bench: venv
 	$(BIN)/python -m pytest benchmarks -m "" --benchmark-only --benchmark-columns=min,mean,stddev,rounds
