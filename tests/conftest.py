@@ -13,6 +13,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Keep every test's caches (synthetic corpora, image caches, books, demo runs) out of the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CXRBENCH_CACHE", str(tmp_path_factory.mktemp("cxrbench-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_fixture() -> Path:
     """The published implementation's fixture from ../shared (skips, saying why, when absent)."""

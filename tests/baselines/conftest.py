@@ -11,15 +11,6 @@ from cxrbench.run import RunOptions
 DATASETS = {"nih-cxr14": 160, "siim-acr": 120, "medslip-pretrain": 48}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def isolated_cache(tmp_path_factory):
-    """Keep the tests' caches (synthetic corpora, image caches, books) out of the user's cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CXRBENCH_CACHE", str(tmp_path_factory.mktemp("cxrbench-cache")))
-    yield
-    mp.undo()
-
-
 @pytest.fixture(scope="session")
 def small_roots(tmp_path_factory, isolated_cache) -> dict[str, Path]:
     from cxrbench.synth import generate

@@ -15,15 +15,6 @@ from medslip.text import tiny_text_encoder
 DATASETS = {"nih-cxr14": 240, "rsna-pneumonia": 160, "siim-acr": 200, "covidx-cxr4": 160}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def isolated_cache(tmp_path_factory):
-    """Keep the tests' caches (synthetic corpora, image caches, books) out of the user's cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CXRBENCH_CACHE", str(tmp_path_factory.mktemp("cxrbench-cache")))
-    yield
-    mp.undo()
-
-
 @pytest.fixture(scope="session")
 def small_roots(tmp_path_factory, isolated_cache) -> dict[str, Path]:
     from cxrbench.synth import generate
