@@ -71,11 +71,27 @@ def pretrain_table(config: dict[str, Any], data_root: str | Path | None, progres
     return table, matrix, Path(root)
 
 
-def _fingerprint(paths: list[str], label_ids: np.ndarray) -> str:
+def data_fingerprint(paths: list[str], targets) -> str:
+    """sha256 over (image path, target) pairs: identifies a pre-training corpus in checkpoints and runs."""
     digest = hashlib.sha256()
-    for path, row in zip(paths, label_ids):
+    for path, row in zip(paths, targets):
         digest.update(f"{path}\t{row}\n".encode())
     return digest.hexdigest()
+
+
+def run_summary(result, seconds: float) -> dict[str, Any]:
+    """What a final checkpoint records about its training run (steps, time, first and last losses)."""
+    losses = [h["loss"] for h in result.history]
+    return {"global_step": result.global_step, "seconds": seconds, "first_losses": losses[:5],
+            "last_losses": losses[-5:]}
+
+
+def print_loss_trend(console, summary: dict[str, Any], final: Path) -> None:
+    """One line: mean loss over the first and the last logged steps of this call, and the checkpoint."""
+    first, last = summary["first_losses"], summary["last_losses"]
+    if first:
+        console.print(f"loss {np.mean(first):.3f} (first steps) -> {np.mean(last):.3f} (last steps); "
+                      f"checkpoint: {final}")
 
 
 def train_method(

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 
 
@@ -68,7 +67,7 @@ class ClipMethod:
         from baselines.clip.data import ImageReportDataset
         from baselines.clip.model import ClipModel, load_tokenizer, resolve_text_tower, tokenize
         from cxrbench.data.cache import build_cache
-        from cxrbench.train import _fingerprint, train_config, write_run_config
+        from cxrbench.train import data_fingerprint, print_loss_trend, run_summary, train_config, write_run_config
         from medslip.trainer import distributed_context, train
 
         console = Console(stderr=True)
@@ -88,7 +87,7 @@ class ClipMethod:
         dataset = ImageReportDataset(images, input_ids, cfg.image_size, config["data"].get("augment", "light"),
                                      seed=tcfg.seed)
         text_hash = [hashlib.sha256(t.encode()).hexdigest()[:16] for t in table["text"]]
-        fingerprint = _fingerprint(paths, text_hash)  # type: ignore[arg-type]
+        fingerprint = data_fingerprint(paths, text_hash)
         if rank == 0:
             console.print(f"[bold]clip[/]: {len(dataset)} image-report pairs from {root} at {cfg.image_size} px "
                           f"({n_empty} without report text skipped), image tower timm {cfg.vision}, text tower "
@@ -99,15 +98,11 @@ class ClipMethod:
         result = train(model, dataset, tcfg, run_dir, resume=resume, device=device, progress=progress)
         final = run_dir / "final"
         if rank == 0:
-            losses = [h["loss"] for h in result.history]
-            summary = {"global_step": result.global_step, "seconds": time.perf_counter() - start,
-                       "first_losses": losses[:5], "last_losses": losses[-5:]}
+            summary = run_summary(result, time.perf_counter() - start)
             save_clip_checkpoint(model.cpu(), final, tokenizer, identity,
                                  extra={"method": self.name, "config": config, "train": summary,
                                         "data_root": str(root), "data_fingerprint": fingerprint})
-            if losses:
-                console.print(f"loss {np.mean(losses[:5]):.3f} (first steps) -> {np.mean(losses[-5:]):.3f} "
-                              f"(last steps); checkpoint: {final}")
+            print_loss_trend(console, summary, final)
         return final
 
 

@@ -7,10 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 
-from cxrbench.train import _fingerprint, load_text_encoder_for, pretrain_table, train_config, write_run_config
+from cxrbench.train import (
+    data_fingerprint,
+    load_text_encoder_for,
+    pretrain_table,
+    print_loss_trend,
+    run_summary,
+    train_config,
+    write_run_config,
+)
 
 
 @dataclass(frozen=True)
@@ -59,20 +66,16 @@ class MedslipMethod:
                           f"text encoder {encoder.identity} (T = {encoder.width}), run dir {run_dir}")
             run_dir.mkdir(parents=True, exist_ok=True)
             write_run_config(run_dir, config, {"data_root": str(root), "n_train": len(dataset),
-                                               "data_fingerprint": _fingerprint(paths, label_ids)})
+                                               "data_fingerprint": data_fingerprint(paths, label_ids)})
         start = time.perf_counter()
         result = train(model, dataset, tcfg, run_dir, resume=resume, device=device, progress=progress)
         final = run_dir / "final"
         if rank == 0:
-            losses = [h["loss"] for h in result.history]
-            summary = {"global_step": result.global_step, "seconds": time.perf_counter() - start,
-                       "first_losses": losses[:5], "last_losses": losses[-5:]}
+            summary = run_summary(result, time.perf_counter() - start)
             save_checkpoint(model.cpu(), final, p_texts, a_texts, text_encoder=encoder_name,
                             extra={"method": self.name, "config": config, "train": summary,
-                                   "data_fingerprint": _fingerprint(paths, label_ids)})
-            if losses:
-                console.print(f"loss {np.mean(losses[:5]):.3f} (first steps) -> {np.mean(losses[-5:]):.3f} "
-                              f"(last steps); checkpoint: {final}")
+                                   "data_fingerprint": data_fingerprint(paths, label_ids)})
+            print_loss_trend(console, summary, final)
         return final
 
 

@@ -431,7 +431,7 @@ def base_density(g: Geometry, vessel_scale: np.ndarray | float = 1.0) -> np.ndar
     ``vessel_scale`` (scalar or ``(H, W)``) scales the lung markings, e.g. 0 inside a pneumothorax.
     """
     p = g.patient
-    x, y, xs = g.x, g.y, g.xs
+    y, xs = g.y, g.xs
     bw = p.body_half_width
     # body outline: chest wall (a rounded slab whose projected thickness falls off smoothly at the sides),
     # shoulders sloping up to the neck, arms beside the chest with an air gap (axilla) below the shoulder
