@@ -10,13 +10,13 @@ Run: ``.venv/bin/pytest benchmarks/test_bench_cache.py -s`` (or ``make bench``).
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.timing import median_time
 from cxrbench.data.cache import build_cache, decode_resized
 
 N_IMAGES, SOURCE, SIZE = 24, 1024, 224
@@ -37,16 +37,6 @@ def png_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-def _median_time(fn, rounds: int) -> float:
-    fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def test_cache_vs_decode(benchmark, png_files: list[Path], tmp_path: Path) -> None:
     cache = build_cache(png_files, SIZE, "bench", cache_root=tmp_path, workers=1, progress=False)
 
@@ -60,7 +50,7 @@ def test_cache_vs_decode(benchmark, png_files: list[Path], tmp_path: Path) -> No
 
     benchmark.pedantic(from_cache, rounds=20, warmup_rounds=1)
     cached_s = statistics.median(benchmark.stats.stats.data)
-    decode_s = _median_time(from_originals, rounds=3)
+    decode_s = median_time(from_originals, rounds=3)
     speedup = decode_s / cached_s
     benchmark.extra_info.update({
         "images": N_IMAGES, "cache_images_per_s": N_IMAGES / cached_s,

@@ -10,29 +10,19 @@ Run: ``make bench``.
 from __future__ import annotations
 
 import statistics
-import time
 
 import pytest
 import torch
 
 from benchmarks.medslip_cases import loss_case, train_step_case
 from benchmarks.memory import memory_supported, peak_memory_in_subprocess
-
-
-def _time(fn, rounds: int) -> float:
-    fn()  # warm-up
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from benchmarks.timing import median_time
 
 
 def _record(benchmark, name, ours_fn, ref_fn, rounds):
     benchmark.pedantic(ours_fn, rounds=rounds, warmup_rounds=1)
     ours = statistics.median(benchmark.stats.stats.data)
-    ref = _time(ref_fn, rounds)
+    ref = median_time(ref_fn, rounds)
     info = {f"{name}_ours_s": ours, f"{name}_reference_s": ref, f"{name}_speedup": ref / ours}
     line = f"\n{name}: ours {ours * 1e3:.1f} ms, loop reference {ref * 1e3:.1f} ms, speed-up x{ref / ours:.1f}"
     if memory_supported():

@@ -7,11 +7,11 @@ Setting: the demo architecture (ResNet-18, d = 128, N = 2, T = 384), 128 px, the
 from __future__ import annotations
 
 import statistics
-import time
 
 import pytest
 import torch
 
+from benchmarks.timing import median_time
 from cxrbench.models.medslip import MedslipAdapter
 from cxrbench.tasks.specs import get_task
 from medslip import MeDSLIP, MeDSLIPConfig
@@ -36,13 +36,7 @@ def test_bench_zero_shot_inference(benchmark):
     torch.testing.assert_close(batched(), one_by_one(), rtol=1e-4, atol=1e-5)
     benchmark.pedantic(batched, rounds=3, warmup_rounds=1)
     ours = statistics.median(benchmark.stats.stats.data)
-    one_by_one()
-    samples = []
-    for _ in range(3):
-        start = time.perf_counter()
-        one_by_one()
-        samples.append(time.perf_counter() - start)
-    ref = statistics.median(samples)
+    ref = median_time(one_by_one, 3)
     benchmark.extra_info.update({"images_per_s_batched": N_IMAGES / ours, "images_per_s_single": N_IMAGES / ref,
                                  "speedup": ref / ours})
     print(f"\nzero-shot: {N_IMAGES / ours:.1f} images/s batched (32) vs {N_IMAGES / ref:.1f} images/s one at a time")

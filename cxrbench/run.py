@@ -95,7 +95,7 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     identity = adapter.describe()
     for f, s, path in pending:
         start = time.perf_counter()
-        work = path.parent / f"frac-{'none' if f is None else f'{f:g}'}_seed-{s}"
+        work = path.with_suffix("")  # the record's folder of split files, subset and artefacts
         data = prepare(spec, options.data_root, adapter.image_size, work, seed=s, split_file=options.split_file,
                        skip_bad_images=options.skip_bad_images, progress=options.progress)
         subset = None

@@ -130,12 +130,17 @@ def roc_auc_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     Returns:
         ``(C,)`` float64; NaN for classes that are not evaluable (see :func:`class_counts`).
     """
+    return _per_class(roc_auc_score, scores, labels)
+
+
+def _per_class(metric, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``metric(y, s)`` per evaluable class over its known labels; NaN for the others."""
     s, y = _as_2d(scores, labels)
     out = np.full(s.shape[1], np.nan)
     for c, counts in enumerate(class_counts(y)):
         if counts.evaluable:
             known = ~np.isnan(y[:, c])
-            out[c] = roc_auc_score(y[known, c], s[known, c])
+            out[c] = metric(y[known, c], s[known, c])
     return out
 
 
@@ -148,13 +153,7 @@ def average_precision_per_class(scores: np.ndarray, labels: np.ndarray) -> np.nd
     Returns:
         ``(C,)`` float64; NaN for classes that are not evaluable.
     """
-    s, y = _as_2d(scores, labels)
-    out = np.full(s.shape[1], np.nan)
-    for c, counts in enumerate(class_counts(y)):
-        if counts.evaluable:
-            known = ~np.isnan(y[:, c])
-            out[c] = average_precision_score(y[known, c], s[known, c])
-    return out
+    return _per_class(average_precision_score, scores, labels)
 
 
 def macro_mean(values: np.ndarray) -> float | None:

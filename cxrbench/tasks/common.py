@@ -80,6 +80,11 @@ def prepare(spec: TaskSpec, data_root: str | Path | None, image_size: int, work_
     return TaskData(spec, root, synthetic, table, cache, splits, skipped)
 
 
+def summary_entries(entries: dict[str, dict[str, Any]], metrics: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The record's headline ``{metric: {value, ci_low, ci_high}}`` from full metric entries."""
+    return {m: {k: (entries.get(m) or {}).get(k) for k in ("value", "ci_low", "ci_high")} for m in metrics}
+
+
 @torch.no_grad()
 def batched(fn, data: TaskData, rows: pd.DataFrame, batch_size: int = EVAL_BATCH) -> Tensor:
     """Apply ``fn(images) -> B x ...`` over ``rows`` in batches; concatenates on CPU."""

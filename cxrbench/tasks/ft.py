@@ -19,10 +19,9 @@ from torch import Tensor, nn
 
 from cxrbench.metrics.classification import classification_report, macro_mean, roc_auc_per_class
 from cxrbench.models.base import Encoder
-from cxrbench.tasks.common import TaskData, batched
+from cxrbench.tasks.common import TaskData, batched, summary_entries
 from cxrbench.tasks.finetune import FitSettings, fit
 from cxrbench.tasks.plots import roc_png
-from cxrbench.tasks.zs import summary_from_classification
 
 
 class EncoderClassifier(nn.Module):
@@ -79,7 +78,7 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
     roc = roc_png(test_scores, data.labels(test), list(data.spec.labels), out_dir)
     return {
         "metrics": report,
-        "summary": summary_from_classification(report, data.spec.metrics),
+        "summary": summary_entries(report["macro"], data.spec.metrics),
         "selection": {"metric": "val macro AUC", "best_epoch": result.best_epoch, "best_val": result.best_val,
                       "history": result.history, "thresholds": report["thresholds"], "chosen_on": "val"},
         "training": {"mode": "linear-probe" if linear_probe else "full fine-tuning", "encoder": encoder.source,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from cxrbench.metrics.grounding import grounding_report, select_grounding_threshold, upsample_patch_maps
-from cxrbench.tasks.common import TaskData, batched, region_masks
+from cxrbench.tasks.common import TaskData, batched, region_masks, summary_entries
 from cxrbench.tasks.plots import overlay_png
 
 
@@ -70,7 +70,7 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int = 0, *
         sel = labels_arr == label
         per_class[label] = grounding_report(test_maps[sel], test_masks[sel], threshold,
                                             groups=np.asarray(groups)[sel], n_boot=n_boot, seed=0)
-    summary = {m: {k: pooled[m].get(k) for k in ("value", "ci_low", "ci_high")} for m in data.spec.metrics}
+    summary = summary_entries(pooled, data.spec.metrics)
     overlay = overlay_png(images, test_maps, test_masks, out_dir, "grounding.png")
     return {
         "metrics": {"pooled": pooled, "per_class": per_class},

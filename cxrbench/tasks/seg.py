@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from cxrbench.metrics.segmentation import binarise_logits, dice_per_image, segmentation_report
 from cxrbench.models.base import Encoder
-from cxrbench.tasks.common import TaskData, batched, region_masks
+from cxrbench.tasks.common import TaskData, batched, region_masks, summary_entries
 from cxrbench.tasks.finetune import FitSettings, fit
 from cxrbench.tasks.plots import overlay_png
 
@@ -72,7 +72,7 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
         if positive.any() else np.zeros((0, size, size))
     overlay = overlay_png(images, 1 / (1 + np.exp(-test_logits[positive][:8])), test_masks[positive][:8],
                           out_dir, "segmentation.png")
-    summary = {m: {k: report[m].get(k) for k in ("value", "ci_low", "ci_high")} for m in data.spec.metrics}
+    summary = summary_entries(report, data.spec.metrics)
     return {
         "metrics": report,
         "summary": summary,

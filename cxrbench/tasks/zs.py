@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrbench.metrics.classification import classification_report
-from cxrbench.tasks.common import TaskData, batched
+from cxrbench.tasks.common import TaskData, batched, summary_entries
 from cxrbench.tasks.plots import roc_png
 
 
@@ -21,18 +21,9 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, threshold_on: st
     roc = roc_png(test_scores, data.labels(test), list(data.spec.labels), out_dir)
     return {
         "metrics": report,
-        "summary": summary_from_classification(report, data.spec.metrics),
+        "summary": summary_entries(report["macro"], data.spec.metrics),
         "selection": {"thresholds": report["thresholds"], "chosen_on": threshold_on},
         "n_eval": {"val": len(val), "test": len(test)},
         "artifacts": [roc] if roc else [],
     }
-
-
-def summary_from_classification(report: dict, metrics: tuple[str, ...]) -> dict[str, Any]:
-    """Macro entries (value and interval) of the given metrics."""
-    out = {}
-    for name in metrics:
-        entry = report["macro"].get(name) or {}
-        out[name] = {"value": entry.get("value"), "ci_low": entry.get("ci_low"), "ci_high": entry.get("ci_high")}
-    return out
 
