@@ -21,16 +21,30 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _empty_safe_mean(loss_fn, inputs: Tensor, target: Tensor) -> Tensor:
-    if inputs.shape[0] == 0:
-        return inputs.sum() * 0.0
-    return loss_fn(inputs, target)
+def masked_mean(values: Tensor, keep: Tensor) -> Tensor:
+    """Mean of ``values`` over the cells where ``keep`` is true; an exact, graph-connected 0 when none is.
+
+    Written with ``where`` and a sum instead of boolean indexing, so it has no data-dependent
+    shape: no device-to-host synchronisation on CUDA and no graph break under ``torch.compile``.
+    Cells outside ``keep`` never contribute, not even a NaN.
+    """
+    kept = torch.where(keep, values, torch.zeros_like(values))
+    count = keep.sum().clamp(min=1).to(values.dtype)
+    return kept.sum() / count
+
+
+def _zero_outside(values: Tensor, keep: Tensor) -> Tensor:
+    """``values`` with the cells outside ``keep`` set to 0, so they get an exact zero gradient."""
+    return torch.where(keep, values, torch.zeros((), dtype=values.dtype, device=values.device))
 
 
 def existence_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Cross-entropy of per-query 2-way logits (B x Q x 2) against labels (B x Q) in {-1, 0, 1, 2}."""
     keep = (labels != -1) & (labels != 2)
-    return _empty_safe_mean(F.cross_entropy, logits[keep], labels[keep].long())
+    target = torch.where(keep, labels, torch.zeros_like(labels)).long()
+    logits = _zero_outside(logits.float(), keep.unsqueeze(-1))
+    per_cell = F.cross_entropy(logits.flatten(0, -2), target.flatten(), reduction="none")
+    return masked_mean(per_cell, keep.flatten())
 
 
 def prototype_scores(
@@ -61,10 +75,10 @@ def prototype_contrastive_loss(
     embeddings: Tensor, book: Tensor, positive: Tensor, sample_index: Tensor, labels: Tensor
 ) -> Tensor:
     """ProtoCL: cross-entropy with target slot 0 over the (b, q) whose label is 1."""
-    scores = prototype_scores(embeddings, book, positive, sample_index)
-    selected = scores[labels == 1]
-    target = torch.zeros(selected.shape[0], dtype=torch.long, device=selected.device)
-    return _empty_safe_mean(F.cross_entropy, selected, target)
+    selected = labels == 1
+    scores = _zero_outside(prototype_scores(embeddings, book, positive, sample_index).float(), selected.unsqueeze(-1))
+    per_query = torch.logsumexp(scores, dim=-1) - scores[..., 0]  # cross-entropy with target 0
+    return masked_mean(per_query, selected)
 
 
 def interaction_logits(features_pathology: Tensor, features_anatomy: Tensor) -> Tensor:
@@ -74,8 +88,8 @@ def interaction_logits(features_pathology: Tensor, features_anatomy: Tensor) -> 
 
 def interaction_loss(features_pathology: Tensor, features_anatomy: Tensor, matrix: Tensor) -> Tensor:
     """Binary cross-entropy of the interaction logits against ``matrix`` (B x A x P) over cells >= 0."""
-    logits = interaction_logits(features_pathology, features_anatomy)
     keep = matrix >= 0
-    return _empty_safe_mean(
-        F.binary_cross_entropy_with_logits, logits[keep].float(), matrix[keep].float()
-    )
+    logits = _zero_outside(interaction_logits(features_pathology, features_anatomy).float(), keep)
+    target = keep & (matrix == 1)
+    per_cell = F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none")
+    return masked_mean(per_cell, keep)

@@ -77,6 +77,94 @@ class _LossModule(nn.Module):
         return self.model.compute_loss(batch)
 
 
+class TrainStep:
+    """One optimizer step exactly as :func:`train` runs it (also what the throughput benchmark times).
+
+    Moves the batch to the device (channels_last on CUDA), runs the loss under bf16 autocast on
+    CUDA (or when ``bf16=True``), back-propagates, clips if asked and steps the optimizer. It
+    returns the loss terms as one detached float tensor on the device (averaged over the ranks
+    under DDP) and never waits for the device: reading the values is :class:`LossReadout`'s job.
+    """
+
+    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
+                 grad_clip: float | None = None, bf16: bool | None = None, world: int = 1) -> None:
+        self.module, self.optimizer, self.device = module, optimizer, device
+        self.cuda = device.type == "cuda"
+        self.bf16 = self.cuda if bf16 is None else bf16
+        self.grad_clip, self.world = grad_clip, world
+        self.names: list[str] | None = None
+
+    def __call__(self, batch: dict[str, Tensor], lr: float | None = None) -> Tensor:
+        if lr is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+        batch = {k: v.to(self.device, non_blocking=self.cuda) for k, v in batch.items()}
+        if self.cuda:
+            batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            losses = self.module(batch)
+        if self.names is None:
+            self.names = list(losses)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if self.grad_clip:
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.optimizer.step()
+        values = torch.stack([losses[name].detach().float() for name in self.names])
+        if self.world > 1:
+            dist.all_reduce(values)
+            values = values / self.world
+        return values
+
+
+class LossReadout:
+    """Reads the loss terms of a step one step late, so the host never stalls the device.
+
+    ``push`` starts an asynchronous copy of a step's values and returns the values of the step
+    before (already finished, or nearly: waiting for them leaves the device busy with the step
+    just queued). ``flush`` waits for everything pushed; :func:`train` calls it before every
+    checkpoint, so a checkpoint is only ever written after its losses were seen to be finite.
+    Non-finite values raise :class:`NonFiniteLoss` naming the step that produced them.
+    """
+
+    def __init__(self, names_of: Callable[[], list[str]], state_path: Path) -> None:
+        self._names_of, self._state_path = names_of, state_path
+        self._pending: list[tuple[dict[str, Any], Tensor, Any]] = []
+
+    def push(self, meta: dict[str, Any], values: Tensor) -> list[dict[str, Any]]:
+        event = None
+        if values.is_cuda:
+            host = values.to("cpu", non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+        else:
+            host = values
+        self._pending.append((meta, host, event))
+        return self._resolve(keep=1)
+
+    def flush(self) -> list[dict[str, Any]]:
+        return self._resolve(keep=0)
+
+    def _resolve(self, keep: int) -> list[dict[str, Any]]:
+        done = []
+        while len(self._pending) > keep:
+            meta, host, event = self._pending.pop(0)
+            if event is not None:
+                event.synchronize()
+            values = dict(zip(self._names_of(), host.tolist()))
+            if not all(math.isfinite(v) for v in values.values()):
+                self._pending.clear()
+                raise NonFiniteLoss(
+                    f"loss became {values.get('loss')} at step {meta['step'] - 1} (epoch {meta['epoch']}, batch "
+                    f"{meta['batch']}); terms: {values}. The last good checkpoint is kept at "
+                    f"{self._state_path if self._state_path.exists() else '(none written yet)'}; "
+                    "try a lower learning rate or check the input data."
+                )
+            done.append({**meta, **values})
+        return done
+
+
 def distributed_context() -> tuple[int, int, int]:
     """(rank, world size, local rank) from the torchrun environment; initialises the process group."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -177,7 +265,29 @@ def train(
     last: dict[str, float] = {}
     steps_this_call = 0
 
+    step = TrainStep(module, optimizer, device, cfg.grad_clip, world=world)
+    readout = LossReadout(lambda: step.names or [], state_path)
+
+    def report(records: list[dict[str, Any]]) -> None:
+        nonlocal last
+        for record in records:
+            record = {k: v for k, v in record.items() if k != "batch"}
+            last = {k: v for k, v in record.items() if k.startswith("loss")}
+            history.append(record)
+            if rank != 0:
+                continue
+            if record["step"] % cfg.log_every == 0 or record["step"] == total_steps:
+                with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                if writer is not None:
+                    for key, value in record.items():
+                        if key not in ("step", "epoch"):
+                            writer.add_scalar(key, value, record["step"])
+            if bar is not None:
+                bar.update(record["step"], last, record["images_per_s"], record["epoch"])
+
     def save_state(epoch_: int, batch_: int) -> None:
+        report(readout.flush())  # never checkpoint weights whose losses were not seen to be finite
         rng = _rng_state()
         if world > 1:
             gathered: list[Any] = [None] * world
@@ -203,48 +313,18 @@ def train(
                                 generator=torch.Generator().manual_seed(cfg.seed + epoch))
             batch_index = start_batch
             tick = time.perf_counter()
+            model.train()
             for batch in loader:
                 lr = learning_rate(global_step, steps_per_epoch, cfg)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                batch = {k: v.to(device, non_blocking=cuda) for k, v in batch.items()}
-                if cuda:
-                    batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
-                model.train()
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
-                    losses = module(batch)
-                loss = losses["loss"]
-                if not torch.isfinite(loss.detach()).all():
-                    raise NonFiniteLoss(
-                        f"loss became {loss.detach().item()} at step {global_step} (epoch {epoch}, batch {batch_index}); "
-                        f"terms: { {k: float(v.detach()) for k, v in losses.items()} }. The last good checkpoint "
-                        f"is kept at {state_path if state_path.exists() else '(none written yet)'}; "
-                        "try a lower learning rate or check the input data."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                values = step(batch, lr)
                 global_step += 1
                 batch_index += 1
                 steps_this_call += 1
                 now = time.perf_counter()
                 rate = cfg.batch_size * world / max(now - tick, 1e-9)
                 tick = now
-                last = {k: float(v.detach()) for k, v in losses.items()}
-                record = {"step": global_step, "epoch": epoch, "lr": lr, "images_per_s": rate, **last}
-                history.append(record)
-                if rank == 0:
-                    if global_step % cfg.log_every == 0 or global_step == total_steps:
-                        with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
-                            handle.write(json.dumps(record) + "\n")
-                        if writer is not None:
-                            for key, value in record.items():
-                                if key not in ("step", "epoch"):
-                                    writer.add_scalar(key, value, global_step)
-                    if bar is not None:
-                        bar.update(global_step, last, rate, epoch)
+                report(readout.push({"step": global_step, "epoch": epoch, "batch": batch_index - 1, "lr": lr,
+                                     "images_per_s": rate}, values))
                 stop = global_step >= total_steps or (stop_after is not None and steps_this_call >= stop_after)
                 if global_step % cfg.checkpoint_every == 0 or stop or batch_index == steps_per_epoch:
                     save_state(epoch, batch_index)

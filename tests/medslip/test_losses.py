@@ -120,3 +120,38 @@ def test_protocl_with_too_few_negatives_wraps_around():
     index_p, _ = protocl_indices(matrix, 7, torch.Generator().manual_seed(0))
     row = index_p[0, 8]
     assert row[0] == -1 and set(row[1:].tolist()) <= {48, 49, 50}
+
+
+def test_ignored_cells_never_contribute_even_when_not_finite():
+    from medslip import losses
+
+    logits = torch.randn(2, 5, 2)
+    labels = torch.tensor([[1, 0, -1, 2, 1], [0, -1, -1, 1, 2]])
+    poisoned = logits.clone()
+    poisoned[labels == -1] = float("nan")
+    poisoned[labels == 2] = float("inf")
+    keep = (labels != -1) & (labels != 2)
+    expected = torch.nn.functional.cross_entropy(logits[keep], labels[keep])
+    torch.testing.assert_close(losses.existence_loss(poisoned, labels), expected)
+    poisoned.requires_grad_(True)
+    losses.existence_loss(poisoned, labels).backward()
+    assert torch.isfinite(poisoned.grad).all() and (poisoned.grad[~keep] == 0).all()
+    # nothing kept: an exact zero, still part of the graph
+    empty = losses.existence_loss(logits.requires_grad_(True), torch.full((2, 5), -1))
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_compute_loss_traces_as_one_graph_without_breaks():
+    """No data-dependent shapes in the loss: no host sync on CUDA and one graph for torch.compile."""
+    import torch._dynamo as dynamo
+
+    model = _tiny_model()
+    batch = _random_batch(3, batch=2, size=32)
+    dynamo.reset()
+    try:
+        explanation = dynamo.explain(model.compute_loss)(batch)
+    finally:
+        dynamo.reset()
+    reasons = [str(getattr(r, "reason", r))[:120] for r in explanation.break_reasons]
+    assert explanation.graph_break_count == 0, reasons
+    assert explanation.graph_count == 1

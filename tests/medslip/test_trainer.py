@@ -81,12 +81,15 @@ class _NanAfter(MeDSLIP):
         return out
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data):
+@pytest.mark.parametrize("checkpoint_every", [1, 2])
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data, checkpoint_every):
+    # every=1: the bad step is caught before its own checkpoint; every=2: one step later, by the readout
+    _NanAfter.calls = 0
     torch.manual_seed(0)
     model = _NanAfter(MeDSLIPConfig(backbone="resnet18", num_layers=1, d_model=32, num_heads=2,
                                     dim_feedforward=64, text_width=16), torch.randn(75, 16), torch.randn(51, 16))
-    cfg = TrainConfig(**{**CFG.__dict__, "checkpoint_every": 1})
-    with pytest.raises(NonFiniteLoss, match="step 2"):
+    cfg = TrainConfig(**{**CFG.__dict__, "checkpoint_every": checkpoint_every})
+    with pytest.raises(NonFiniteLoss, match="step 2 "):
         train(model, data, cfg, tmp_path / "nan", progress=False)
     state = torch.load(tmp_path / "nan" / STATE_FILE, weights_only=True)
     assert state["global_step"] == 2
@@ -130,10 +133,26 @@ def test_ddp_two_cpu_processes_give_identical_weights(tmp_path):
 def test_gpu_throughput_script_runs_on_cpu_with_tiny_config():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "gpu" / "pretrain_throughput.py"), "--tiny", "--device", "cpu",
-         "--steps", "1", "--warmup", "0", "--batch-size", "4"],
+         "--steps", "2", "--warmup", "1", "--batch-size", "4", "--bf16"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [r["source"] for r in records] == ["synthetic", "cache"]
-    assert all(r["images_per_s"] > 0 and r["config"] == "tiny" for r in records)
+    assert all(r["images_per_s"] > 0 and r["config"] == "tiny" and r["steps"] == 2 for r in records)
+    assert records[0]["bf16"] is True  # the autocast path, exercised on the CPU
+
+
+def test_tensorboard_gets_the_logged_scalars(tmp_path, data):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = TrainConfig(**{**CFG.__dict__, "epochs": 1, "log_every": 2})
+    result = train(_model(), data, cfg, tmp_path / "tb", progress=False)
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss", "loss_ap", "loss_cl_pathology", "lr", "images_per_s"} <= tags
+    logged = events.Scalars("loss")
+    assert [e.step for e in logged] == [2, 4]
+    by_step = {h["step"]: h["loss"] for h in result.history}
+    assert [e.value for e in logged] == pytest.approx([by_step[2], by_step[4]], rel=1e-6)
