@@ -85,7 +85,7 @@ def register_models() -> None:
         ModelEntry("resnet50-random", "randomly initialised torchvision ResNet-50 (supervised baseline)",
                    frozenset({"ft", "seg"}), _load_resnet50_random),
         ModelEntry("resnet50-imagenet", "torchvision ResNet-50 with ImageNet weights from the local torch hub "
-                   "cache (never downloaded)", frozenset({"ft", "seg"}), _load_resnet50_imagenet),
+                   "cache (downloaded only with --allow-download)", frozenset({"ft", "seg"}), _load_resnet50_imagenet),
     ):
         register_model(entry)
 

@@ -14,9 +14,34 @@ app = typer.Typer(
 )
 
 
+ALLOW_DOWNLOAD_HELP = (
+    "allow downloading model weights and text encoders that are not on this machine (Hugging Face hub, "
+    "open_clip, torchvision ImageNet weights); the same as CXRBENCH_ALLOW_DOWNLOAD=1. Without it (or that "
+    "variable) nothing is fetched from the network: weights come from local files and caches only."
+)
+
+
+def _allow_download_option():
+    return typer.Option(False, "--allow-download", help=ALLOW_DOWNLOAD_HELP)
+
+
+def _grant_downloads(allow_download: bool) -> None:
+    """``--allow-download``: set the process-wide permission every loader reads (cxrbench.downloads)."""
+    if allow_download:
+        from cxrbench.downloads import allow_downloads
+
+        allow_downloads()
+
+
 @app.callback()
-def main() -> None:
-    """cxrbench: pre-train, evaluate and compare chest X-ray vision-language models."""
+def main(allow_download: bool = _allow_download_option()) -> None:
+    """cxrbench: pre-train, evaluate and compare chest X-ray vision-language models.
+
+    Offline by default: model weights and text encoders are read from local files and caches; give
+    --allow-download (here, before the command, or after `run`, `sweep` or `train`) to let cxrbench
+    download what is missing.
+    """
+    _grant_downloads(allow_download)
 
 
 @app.command("version")
@@ -42,15 +67,20 @@ def train_cmd(
     resume: Path | None = typer.Option(None, "--resume", help="continue the run in this directory"),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    allow_download: bool = _allow_download_option(),
 ) -> None:
     """Pre-train METHOD. With no --data-root the demo config trains on the embedded synthetic corpus
-    and writes the demo checkpoint that `cxrbench run` uses by default. Under torchrun it trains with
-    DistributedDataParallel (rank 0 logs and saves)."""
-    from cxrbench.train import train_method
+    and writes the demo checkpoint that `cxrbench run` uses by default. Under torchrun
+    (`torchrun --nproc_per_node N -m cxrbench.cli train ...`) it trains with DistributedDataParallel:
+    rank 0 prepares the caches first, logs and saves."""
+    from cxrbench.train import end_distributed, is_rank_zero, train_method
 
+    _grant_downloads(allow_download)
     final = train_method(method, config, list(set_), data_root=data_root, out=resume or out,
                          resume=resume is not None, device=device, progress=progress)
-    typer.echo(f"final checkpoint: {final}")
+    if is_rank_zero():
+        typer.echo(f"final checkpoint: {final}")
+    end_distributed()
 
 
 def _floats(text: str | None) -> list[float | None]:
@@ -89,11 +119,13 @@ def run_cmd(
     threshold_on: str = typer.Option("val", "--threshold-on", help="val (protocol) or test (published practice; "
                                      "the record says so)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    allow_download: bool = _allow_download_option(),
 ) -> None:
     """Evaluate MODEL on TASK; writes one JSON record per (label fraction, seed) and prints the metrics."""
     from cxrbench.report import print_records
     from cxrbench.run import RunOptions, run
 
+    _grant_downloads(allow_download)
     if threshold_on not in ("val", "test"):
         raise typer.BadParameter("--threshold-on must be val or test")
     options = RunOptions(data_root=data_root, checkpoint=checkpoint, description_file=description_file,
@@ -139,6 +171,7 @@ def sweep_cmd(
     data_root: Path | None = typer.Option(None, "--data-root", help="dataset folder (default: embedded SynthCXR)"),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    allow_download: bool = _allow_download_option(),
 ) -> None:
     """Run a grid of evaluations (models x tasks x label fractions x seeds). Existing records are kept,
     so an interrupted sweep resumes where it stopped; --shard i/n splits the grid across machines."""
@@ -152,6 +185,7 @@ def sweep_cmd(
         part = parse_shard(shard)
     except (FileNotFoundError, ValueError) as err:
         raise typer.BadParameter(str(err)) from None
+    _grant_downloads(allow_download)
     given = {k: v for k, v in (("data_root", data_root), ("device", device)) if v is not None}
     options = dataclasses.replace(RunOptions(), **spec.options)
     options = dataclasses.replace(options, out=out, progress=progress, **given)

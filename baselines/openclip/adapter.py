@@ -9,8 +9,9 @@ A model is named by a *spec* string (given as ``--checkpoint``):
 - ``hf-hub:ORG/REPO``: an open_clip model on the Hugging Face hub (e.g. BiomedCLIP), from the local cache;
 - ``local-dir:/path``: a folder with ``open_clip_config.json`` and the weights.
 
-Offline first: nothing is downloaded unless ``allow_download=True`` (Python) or the environment variable
-``CXRBENCH_ALLOW_DOWNLOAD=1`` is set; absent weights raise :class:`OpenClipWeightsUnavailable` saying what
+Offline first: nothing is downloaded unless ``allow_download=True`` (Python) or downloads are allowed for
+the process (``--allow-download`` / ``CXRBENCH_ALLOW_DOWNLOAD=1``, read through
+:func:`cxrbench.downloads.downloads_allowed`); absent weights raise :class:`OpenClipWeightsUnavailable` saying what
 is missing and how to provide it. Model creation itself runs with the Hugging Face hub in offline mode.
 
 Zero-shot classification uses prompt sets (:mod:`baselines.clip.prompts`). The harness's ImageNet-
@@ -21,45 +22,24 @@ modified ResNets) for one patch-feature or torchvision-encoder export.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from baselines.clip.prompts import PromptClassifier
+from cxrbench.downloads import ALLOW_DOWNLOAD_ENV, HOW_TO_ALLOW, downloads_allowed
 from cxrbench.models.base import ClassSpec, Encoder, UnsupportedSetting, file_sha256
 from medslip.augment import IMAGENET_MEAN, IMAGENET_STD
+from medslip.hub import hub_offline
 
 RANDOM = "random"
-ALLOW_DOWNLOAD_ENV = "CXRBENCH_ALLOW_DOWNLOAD"
 
 
 class OpenClipWeightsUnavailable(FileNotFoundError):
     """The requested open_clip weights are not on this machine (and downloading was not allowed)."""
-
-
-@contextlib.contextmanager
-def hub_offline(enabled: bool = True) -> Iterator[None]:
-    """Put the Hugging Face hub (and so transformers and open_clip's hub calls) in offline mode."""
-    if not enabled:
-        yield
-        return
-    from huggingface_hub import constants
-
-    before_const, before_env = constants.HF_HUB_OFFLINE, os.environ.get("HF_HUB_OFFLINE")
-    constants.HF_HUB_OFFLINE = True
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = before_const
-        if before_env is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = before_env
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -72,12 +52,6 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
                          f"ARCH:/path/to/weights, ARCH:{RANDOM}, hf-hub:ORG/REPO or local-dir:/path")
     arch, pretrained = spec.split(":", 1)
     return arch, pretrained
-
-
-def _download_allowed(allow_download: bool | None) -> bool:
-    if allow_download is not None:
-        return allow_download
-    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def resolve_pretrained(arch: str, pretrained: str, allow_download: bool = False,
@@ -114,8 +88,8 @@ def resolve_pretrained(arch: str, pretrained: str, allow_download: bool = False,
     where = f"hf hub {cfg.get('hf_hub')!r}" if cfg.get("hf_hub") else f"url {url}"
     raise OpenClipWeightsUnavailable(
         f"open_clip weights {arch}:{pretrained} are not on this machine ({where}; looked in the Hugging Face "
-        f"cache and {cache_dir or '~/.cache/clip'}). cxrbench does not download them unless asked: set "
-        f"{ALLOW_DOWNLOAD_ENV}=1 (or pass allow_download=True), download them elsewhere and copy the cache, "
+        f"cache and {cache_dir or '~/.cache/clip'}). cxrbench does not download them unless asked: "
+        f"{HOW_TO_ALLOW} (Python: allow_download=True), download them elsewhere and copy the cache, "
         f"or give a local file as {arch}:/path/to/weights.")
 
 
@@ -145,7 +119,7 @@ class OpenClipAdapter:
         """Create the model of ``spec`` from local weights (see the module docstring for the forms)."""
         import open_clip
 
-        allow = _download_allowed(allow_download)
+        allow = downloads_allowed(allow_download)
         name, pretrained = parse_spec(spec)
         kwargs: dict[str, Any] = {}
         if image_size is not None:
@@ -170,7 +144,7 @@ class OpenClipAdapter:
             if pretrained is None and not allow:
                 raise OpenClipWeightsUnavailable(
                     f"open_clip model {name!r} could not be created from the local caches ({exc.__class__.__name__}: "
-                    f"{exc}). cxrbench does not download unless asked: set {ALLOW_DOWNLOAD_ENV}=1, or copy the "
+                    f"{exc}). cxrbench does not download unless asked: {HOW_TO_ALLOW}, or copy the "
                     "Hugging Face cache from a machine with internet.") from exc
             raise
         return cls(model, tokenizer, str(spec), arch, pretrained, weights_file, image_size)

@@ -3,7 +3,8 @@
 - ``resnet50-random``: a randomly initialised ResNet-50 (initialised when the task asks for the
   encoder, so the run's seed fixes it);
 - ``resnet50-imagenet``: torchvision's ImageNet weights, read from the local torch hub cache
-  (``$TORCH_HOME/hub/checkpoints``) or from a ``.pth`` file given as the checkpoint. Never downloaded.
+  (``$TORCH_HOME/hub/checkpoints``) or from a ``.pth`` file given as the checkpoint. Downloaded into that
+  cache only when downloads are allowed (``--allow-download`` / ``CXRBENCH_ALLOW_DOWNLOAD=1``).
 
 The exported encoder is conv1 .. layer3 (strides 2-16), the same cut as MeDSLIP's ``res_features``, so
 the fine-tuning task puts the same random layer4 on top for every model.
@@ -18,11 +19,12 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from cxrbench.downloads import HOW_TO_ALLOW, downloads_allowed
 from cxrbench.models.base import ClassSpec, Encoder, ResNetTrunk, UnsupportedSetting, file_sha256, resnet_channels
 
 
 class WeightsUnavailable(FileNotFoundError):
-    """Pretrained weights are not on this machine (and are never downloaded)."""
+    """Pretrained weights are not on this machine (and downloading was not allowed)."""
 
 
 def imagenet_weights_file(arch: str = "resnet50", weights: str = "IMAGENET1K_V1") -> Path:
@@ -33,22 +35,37 @@ def imagenet_weights_file(arch: str = "resnet50", weights: str = "IMAGENET1K_V1"
 
 
 def resolve_imagenet_weights(arch: str = "resnet50", checkpoint: str | Path | None = None,
-                             weights: str = "IMAGENET1K_V1") -> Path:
-    """The local ImageNet weight file, or :class:`WeightsUnavailable` saying how to provide it."""
+                             weights: str = "IMAGENET1K_V1", allow_download: bool | None = None) -> Path:
+    """The local ImageNet weight file, or :class:`WeightsUnavailable` saying how to provide it.
+
+    When the file is not in the torch hub cache and downloads are allowed (``allow_download``, else
+    :func:`cxrbench.downloads.downloads_allowed`), torchvision's file is downloaded there first, its
+    sha256 prefix (part of the file name) checked.
+    """
     if checkpoint is not None:
         path = Path(checkpoint)
         if not path.is_file():
             raise WeightsUnavailable(f"ImageNet weights file {path} does not exist")
         return path
     path = imagenet_weights_file(arch, weights)
+    url = getattr(torchvision.models.get_model_weights(arch), weights).url
+    if not path.is_file() and downloads_allowed(allow_download):
+        _download_into_hub_cache(url, path)
     if not path.is_file():
-        enum = torchvision.models.get_model_weights(arch)
         raise WeightsUnavailable(
             f"torchvision's ImageNet weights for {arch} ({weights}) are not in the local torch hub cache "
-            f"({path}). cxrbench never downloads them. Put the file there, e.g. on a machine with internet: "
+            f"({path}). cxrbench never downloads them unless asked: {HOW_TO_ALLOW}. Or put the file there, "
+            "e.g. on a machine with internet: "
             f"`python -c \"import torchvision; torchvision.models.{arch}(weights='{weights}')\"` and copy "
-            f"{path.name} (from {getattr(enum, weights).url}), or pass --checkpoint /path/to/{path.name}.")
+            f"{path.name} (from {url}), or pass --checkpoint /path/to/{path.name}.")
     return path
+
+
+def _download_into_hub_cache(url: str, path: Path) -> None:
+    """Download ``url`` to ``path`` (torch hub's downloader: temporary file, then rename; hash prefix checked)."""
+    match = torch.hub.HASH_REGEX.search(path.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(url, str(path), hash_prefix=match.group(1) if match else None, progress=True)
 
 
 class SupervisedResNetAdapter:
@@ -116,7 +133,8 @@ def load_random(checkpoint: Path | None = None, image_size: int | None = None, *
 
 def load_imagenet(checkpoint: Path | None = None, image_size: int | None = None,
                   **_: Any) -> SupervisedResNetAdapter:
-    """``resnet50-imagenet``: torchvision's IMAGENET1K_V1 weights from the local cache (or ``checkpoint``)."""
+    """``resnet50-imagenet``: torchvision's IMAGENET1K_V1 weights from the local cache (or ``checkpoint``);
+    downloaded into the cache first only when downloads are allowed."""
     return SupervisedResNetAdapter("resnet50-imagenet", "resnet50", resolve_imagenet_weights("resnet50", checkpoint),
                                    image_size or 224)
 

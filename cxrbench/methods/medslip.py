@@ -14,6 +14,7 @@ from cxrbench.train import (
     load_text_encoder_for,
     pretrain_table,
     print_loss_trend,
+    rank_zero_first,
     run_summary,
     train_config,
     write_run_config,
@@ -52,12 +53,13 @@ class MedslipMethod:
         rank, _, _ = distributed_context()
         tcfg = train_config(config)
         torch.manual_seed(tcfg.seed)
-        encoder, encoder_name = load_text_encoder_for(config)
-        model, p_texts, a_texts = self.build_model(config, encoder)
-        table, matrix, root = pretrain_table(config, data_root, progress=progress and rank == 0)
         size = int(config["data"]["image_size"])
-        paths = table["path"].tolist()
-        images = build_cache(paths, size, "medslip-pretrain", progress=progress and rank == 0)
+        with rank_zero_first():  # under torchrun rank 0 fills the caches, the other ranks then read them
+            encoder, encoder_name = load_text_encoder_for(config)
+            model, p_texts, a_texts = self.build_model(config, encoder)
+            table, matrix, root = pretrain_table(config, data_root, progress=progress and rank == 0)
+            paths = table["path"].tolist()
+            images = build_cache(paths, size, "medslip-pretrain", progress=progress and rank == 0)
         label_ids = table["labels_id"].to_numpy()
         dataset = PretrainDataset(images, (label_ids, matrix), size, config["data"].get("augment", "paper"),
                                   num_negatives=model.config.num_negatives, seed=tcfg.seed)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cxrbench.downloads import downloads_allowed
 from cxrbench.models.base import ClassSpec, Encoder, ResNetTrunk, file_sha256, resnet_channels
 from medslip.model import MeDSLIP
 from medslip.vocab import observation_index
@@ -56,7 +57,7 @@ class MedslipAdapter:
             if text_encoder is None:
                 raise ValueError("a published .pth checkpoint needs --text-encoder (e.g. the local "
                                  "Bio_ClinicalBERT folder) and normally --description-file")
-            encoder = load_text_encoder(text_encoder, max_length=64)
+            encoder = load_text_encoder(text_encoder, max_length=64, allow_download=downloads_allowed())
             texts = load_pathology_book(description_file) if description_file else pathology_texts()
             book_p, book_a = encode_books(encoder, texts, anatomy_texts())
             model = load_published(path, book_p, book_a)
@@ -85,7 +86,8 @@ class MedslipAdapter:
             if self.text_encoder_name is None:
                 raise ValueError("this checkpoint records no text encoder; a class described in free text "
                                  "needs one (pass text_encoder)")
-            self._text_encoder_obj = load_text_encoder(self.text_encoder_name, max_length=64)
+            self._text_encoder_obj = load_text_encoder(self.text_encoder_name, max_length=64,
+                                                       allow_download=downloads_allowed())
         return self._text_encoder_obj
 
     def _queries(self, classes: list[ClassSpec]) -> tuple[Tensor | None, list[int]]:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from medslip import MeDSLIP, MeDSLIPConfig
-from medslip.pretrain import PretrainDataset, ResumableSampler
+from medslip.pretrain import EpochIndexed, PretrainDataset, ResumableSampler, RunBatchSampler
 from medslip.trainer import METRICS_FILE, STATE_FILE, NonFiniteLoss, TrainConfig, learning_rate, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +113,39 @@ def test_sampler_shards_are_disjoint_and_resumable():
     full = list(s)
     s.set_epoch(0, start_batch=2)
     assert list(s) == full[6:]
+
+
+def test_run_batch_sampler_walks_epochs_without_straddling_and_resumes():
+    sampler = ResumableSampler(10, 3, seed=2)
+    batches = list(RunBatchSampler(sampler, epochs=3))
+    assert len(batches) == len(RunBatchSampler(sampler, epochs=3)) == 9
+    for k, batch in enumerate(batches):
+        epochs = {code // 10 for code in batch}
+        assert epochs == {k // 3} and len(batch) == 3
+    # each epoch is that epoch's ResumableSampler order
+    sampler.set_epoch(1)
+    assert [c % 10 for b in batches[3:6] for c in b] == list(sampler)[:9]
+    resumed = list(RunBatchSampler(ResumableSampler(10, 3, seed=2), epochs=3, start_epoch=1, start_batch=2))
+    assert resumed == batches[5:]
+
+
+def test_epoch_indexed_sets_the_epoch_of_each_item(data):
+    wrapped = EpochIndexed(data)
+    n = len(data)
+    a, b = wrapped[1 * n + 5], wrapped[2 * n + 5]
+    data.set_epoch(1)
+    assert torch.equal(a["images"], data[5]["images"])
+    assert not torch.equal(a["images"], b["images"])  # another epoch, another augmentation
+
+
+def test_worker_processes_give_the_same_run_as_the_main_process(tmp_path, data):
+    """Workers persist across epochs; the epoch of each item still reaches them."""
+    main = _model()
+    train(main, data, CFG, tmp_path / "main", progress=False)
+    workers = _model()
+    train(workers, data, TrainConfig(**{**CFG.__dict__, "num_workers": 2}), tmp_path / "workers", progress=False)
+    for a, b in zip(_weights(main), _weights(workers)):
+        assert torch.equal(a, b)
 
 
 def test_ddp_two_cpu_processes_give_identical_weights(tmp_path):
