@@ -224,7 +224,11 @@ def train(
     if device is None:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)  # plain "cuda": each torchrun process takes its own GPU
     cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.set_device(device)
     run_dir = Path(run_dir)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
