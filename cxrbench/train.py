@@ -120,6 +120,10 @@ def pretrain_table(config: dict[str, Any], data_root: str | Path | None, progres
         source = "medslip-pretrain"
     elif source == "synth":
         source = "medslip-pretrain"
+    if source in ("mimic-cxr", "mimic"):
+        raise ValueError("MIMIC-CXR is read through the pre-training files that `cxrbench prep mimic --root "
+                         "MIMIC_ROOT --out DIR` writes: run it once, then train with --data-root DIR "
+                         "(data.source: medslip-pretrain)")
     if root is None:
         raise ValueError(f"data source {source!r} needs a folder: pass --data-root DIR (or set data.root)")
     if source != "medslip-pretrain":

@@ -55,9 +55,10 @@ class MedslipMethod:
         torch.manual_seed(tcfg.seed)
         size = int(config["data"]["image_size"])
         with rank_zero_first():  # under torchrun rank 0 fills the caches, the other ranks then read them
+            # the data first: a wrong folder is reported before the text encoder is loaded
+            table, matrix, root = pretrain_table(config, data_root, progress=progress and rank == 0)
             encoder, encoder_name = load_text_encoder_for(config)
             model, p_texts, a_texts = self.build_model(config, encoder)
-            table, matrix, root = pretrain_table(config, data_root, progress=progress and rank == 0)
             paths = table["path"].tolist()
             images = build_cache(paths, size, "medslip-pretrain", progress=progress and rank == 0)
         label_ids = table["labels_id"].to_numpy()

@@ -76,3 +76,31 @@ def test_demo_training_loss_falls_and_run_uses_the_checkpoint(tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(next((tmp_path / "res").rglob("*.json")).read_text())
     assert record["model"]["checkpoint"] == str(final)
+
+
+def test_paper_config_on_mimic_layout_after_prep(tmp_path):
+    """The user's real-data path: MIMIC-CXR-JPG layout -> `prep mimic` -> `train --config paper --data-root`."""
+    runner = CliRunner()
+    mimic, prep, out = tmp_path / "mimic", tmp_path / "prep", tmp_path / "run"
+    made = runner.invoke(app, ["synth", "mimic-cxr", "--out", str(mimic), "--n", "16", "--size", "64"])
+    assert made.exit_code == 0, made.output
+    prepped = runner.invoke(app, ["prep", "mimic", "--root", str(mimic), "--out", str(prep)])
+    assert prepped.exit_code == 0, prepped.output
+    n_train = len(json.loads((prep / "train.json").read_text()))
+    result = runner.invoke(app, ["train", "medslip", "--config", "paper", "--data-root", str(prep), *TINY,
+                                 "--set", "model.backbone=resnet18", "--set", "train.batch_size=4",
+                                 "--set", "train.max_steps=2", "--set", "train.num_workers=0",
+                                 "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["n_train"] == n_train > 0 and stored["data_root"] == str(prep)
+    assert stored["config"]["train"]["epochs"] == 100 and stored["config"]["data"]["augment"] == "paper"
+    meta = json.loads((out / "final" / "medslip.json").read_text())
+    assert meta["extra"]["train"]["global_step"] == 2
+
+
+def test_mimic_root_without_prep_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["train", "medslip", "--config", "paper", "--set", "data.source=mimic-cxr",
+                                      "--data-root", str(tmp_path), "--no-progress"])
+    assert result.exit_code != 0
+    assert "prep mimic" in str(result.exception) + result.output
