@@ -2,7 +2,8 @@
 
 - Data order is a seeded permutation per epoch (:class:`~medslip.pretrain.ResumableSampler`) and
   augmentation is seeded per sample, so a resumed run continues exactly where it stopped.
-- ``state.pt`` (model, optimizer, scaler, RNG states, epoch and batch position, global step) is
+- ``state.pt`` (model, optimizer, RNG states, epoch and batch position, global step; the schedule is a
+  function of the step and bf16 needs no gradient scaler) is
   written atomically every ``checkpoint_every`` steps and at each epoch end; it holds only tensors
   and plain containers and is read back with ``weights_only=True``.
 - ``metrics.jsonl`` gets one line per ``log_every`` steps; TensorBoard too when it is installed.
