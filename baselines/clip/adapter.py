@@ -4,7 +4,8 @@
 - grounding: cosine between each location of the image tower's last feature map (projected by the
   tower's own head) and the class's positive text embedding;
 - encoder: the timm ResNet trunk loaded strictly into the torchvision ResNet of the same name
-  (equal parameter names), cut after layer3, for fine-tuning and segmentation.
+  (equal parameter names), cut after layer3, for fine-tuning and segmentation. A ViT image tower
+  (``vision: vit``) offers zero-shot classification and grounding only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 from baselines.clip.checkpoint import load_clip_checkpoint
 from baselines.clip.model import ClipModel, tokenize
 from baselines.clip.prompts import PromptClassifier
-from cxrbench.models.base import ClassSpec, Encoder, ResNetTrunk, file_sha256, resnet_channels
+from cxrbench.models.base import ClassSpec, Encoder, ResNetTrunk, UnsupportedSetting, file_sha256, resnet_channels
 
 
 def torchvision_resnet_from_timm(trunk: nn.Module, arch: str) -> nn.Module:
@@ -45,7 +46,12 @@ class ClipAdapter:
         self.tokenizer = tokenizer
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.meta = meta or {}
-        self.image_size = int(image_size or model.config.image_size)  # the ResNet takes any size
+        self.image_size = int(image_size or model.config.image_size)  # a ResNet takes any size
+        if model.config.is_vit:
+            self.settings = frozenset({"zs", "ground"})
+            if self.image_size != model.config.image_size:
+                raise ValueError(f"this CLIP checkpoint has a ViT image tower trained at {model.config.image_size} px "
+                                 f"(fixed position embeddings); it cannot be evaluated at {self.image_size} px")
         self.prompts = PromptClassifier(self._embed_texts)
         self._sha: str | None = None
 
@@ -75,22 +81,32 @@ class ClipAdapter:
 
     @torch.no_grad()
     def ground(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:
-        """Images -> B x C x h x w patch-text similarity maps (h = w = S / 32)."""
+        """Images -> B x C x h x w patch-text similarity maps (h = w = S / 32, or S / patch for a ViT)."""
         patches = self.model.patch_embeddings(images.to(self.device))
         return self.prompts.similarity_maps(patches, classes).cpu()
 
     def encoder(self) -> Encoder:
         arch = self.model.config.vision
+        if self.model.config.is_vit:
+            raise UnsupportedSetting(self.name, "ft/seg", "This CLIP checkpoint has a ViT image tower: fine-tuning and "
+                                     "segmentation need a ResNet tower (model.vision: resnet18, resnet50, ...).")
         resnet = torchvision_resnet_from_timm(self.model.clip.visual.trunk, arch)
         layers = nn.Sequential(*list(resnet.children())[:-3])
         return Encoder(ResNetTrunk(layers), resnet_channels(arch), arch,
                        source=f"clip image tower (timm {arch} -> torchvision, conv1..layer3)")
 
+    def _tower(self) -> str:
+        c = self.model.config
+        if c.is_vit:
+            return (f"ViT width {c.vit_width}, {c.vit_layers} layers, {c.vit_heads} heads, "
+                    f"patch {c.vit_patch_size}, pool {c.vit_pool}")
+        return f"timm {c.vision}"
+
     def describe(self) -> dict[str, Any]:
         if self._sha is None and self.checkpoint is not None:
             self._sha = file_sha256(self.checkpoint)
         return {"name": self.name, "source": "cxrbench-clip-checkpoint",
-                "architecture": f"open_clip CustomTextCLIP (timm {self.model.config.vision} + HF text)",
+                "architecture": f"open_clip CustomTextCLIP ({self._tower()} + HF text)",
                 "checkpoint": str(self.checkpoint) if self.checkpoint else None, "checkpoint_sha256": self._sha,
                 "config": self.model.config.to_dict(), "image_size": self.image_size,
                 "text_encoder": self.meta.get("text_encoder"),

@@ -56,7 +56,7 @@ def report_table(config: dict[str, Any], data_root, progress: bool = True):
 @dataclass(frozen=True)
 class ClipMethod:
     name: str = "clip"
-    description: str = ("CLIP/ConVIRT-style baseline (open_clip: timm ResNet image tower, HF text tower, "
+    description: str = ("CLIP/ConVIRT-style baseline (open_clip: timm ResNet or ViT image tower, HF text tower, "
                         "InfoNCE on image <-> FINDINGS + IMPRESSION)")
 
     def train(self, config: dict[str, Any], run_dir: Path, *, data_root=None, resume: bool = False,
@@ -93,8 +93,9 @@ class ClipMethod:
         text_hash = [hashlib.sha256(t.encode()).hexdigest()[:16] for t in table["text"]]
         fingerprint = data_fingerprint(paths, text_hash)
         if rank == 0:
+            tower = "open_clip ViT" if cfg.is_vit else f"timm {cfg.vision}"
             console.print(f"[bold]clip[/]: {len(dataset)} image-report pairs from {root} at {cfg.image_size} px "
-                          f"({n_empty} without report text skipped), image tower timm {cfg.vision}, text tower "
+                          f"({n_empty} without report text skipped), image tower {tower}, text tower "
                           f"{identity}, run dir {run_dir}")
             write_run_config(run_dir, config, {"data_root": str(root), "n_train": len(dataset),
                                                "data_fingerprint": fingerprint})

@@ -3,7 +3,9 @@
 - image tower: open_clip's ``TimmModel`` around a timm ResNet (``resnet18`` / ``resnet50``), average
   pooling and a linear projection. timm's ResNet names its parameters exactly as torchvision does
   (``conv1``, ``bn1``, ``layer1.0.conv1`` ...), so the trunk loads strictly into a torchvision ResNet and
-  its conv1 .. layer3 serve fine-tuning and segmentation like MeDSLIP's backbone;
+  its conv1 .. layer3 serve fine-tuning and segmentation like MeDSLIP's backbone. Or ``vit``: open_clip's
+  own VisionTransformer (width, depth, heads and patch size from the config; class-token or average
+  pooling), for zero-shot classification and grounding (no encoder export: it is not a ResNet);
 - text tower: open_clip's ``HFTextEncoder`` on a local Hugging Face BERT-like folder (the packaged
   all-MiniLM-L6-v2 by default; a tiny random BERT when that is absent), mean pooling + projection;
 - loss: open_clip's symmetric InfoNCE ``ClipLoss`` with a learned temperature (clamped at 100).
@@ -28,6 +30,8 @@ from torch import Tensor, nn
 
 #: timm ResNets whose parameter names equal torchvision's (so the encoder export works).
 TORCHVISION_COMPATIBLE = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+#: ``vision`` value selecting open_clip's VisionTransformer.
+VIT = "vit"
 #: open_clip's temperature clamp: exp(logit_scale) <= 100.
 MAX_LOGIT_SCALE = math.log(100.0)
 
@@ -40,7 +44,9 @@ class TextTowerUnavailable(RuntimeError):
 class ClipConfig:
     """Architecture of the CLIP baseline (plain data; YAML section ``model``).
 
-    ``vision``: a timm ResNet name; ``embed_dim``: the joint embedding width; ``text_proj`` /
+    ``vision``: a timm ResNet name, or ``vit`` for open_clip's VisionTransformer shaped by
+    ``vit_width`` / ``vit_layers`` / ``vit_heads`` / ``vit_patch_size`` / ``vit_pool`` (``tok``: the class
+    token, as in CLIP; ``avg``: the mean of the patch tokens); ``embed_dim``: the joint embedding width; ``text_proj`` /
     ``text_pooler``: open_clip's ``hf_proj_type`` / ``hf_pooler_type``; ``image_size``: training and
     evaluation size S; ``context_length``: report tokens kept (FINDINGS + IMPRESSION, truncated);
     ``text_unlocked_layers``: ``None`` trains the whole text tower, ``n`` freezes its embeddings and all
@@ -55,15 +61,42 @@ class ClipConfig:
     context_length: int = 128
     init_logit_scale: float = math.log(1 / 0.07)
     text_unlocked_layers: int | None = None
+    vit_width: int = 768
+    vit_layers: int = 12
+    vit_heads: int = 12
+    vit_patch_size: int = 16
+    vit_pool: str = "tok"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.vision not in TORCHVISION_COMPATIBLE:
-            raise ValueError(f"vision must be a timm ResNet with torchvision names {TORCHVISION_COMPATIBLE}, "
-                             f"got {self.vision!r}")
-        for name in ("embed_dim", "image_size", "context_length"):
+        if self.vision not in (*TORCHVISION_COMPATIBLE, VIT):
+            raise ValueError(f"vision must be a timm ResNet with torchvision names {TORCHVISION_COMPATIBLE} or "
+                             f"{VIT!r}, got {self.vision!r}")
+        for name in ("embed_dim", "image_size", "context_length", "vit_width", "vit_layers", "vit_heads",
+                     "vit_patch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.is_vit:
+            if self.vit_width % self.vit_heads:
+                raise ValueError(f"vit_width ({self.vit_width}) must be a multiple of vit_heads ({self.vit_heads})")
+            if self.image_size % self.vit_patch_size:
+                raise ValueError(f"image_size ({self.image_size}) must be a multiple of vit_patch_size "
+                                 f"({self.vit_patch_size})")
+            if self.vit_pool not in ("tok", "avg"):
+                raise ValueError(f"vit_pool must be 'tok' or 'avg', got {self.vit_pool!r}")
+
+    @property
+    def is_vit(self) -> bool:
+        return self.vision == VIT
+
+    def vision_cfg(self) -> dict[str, Any]:
+        """open_clip's ``vision_cfg``: a timm ResNet tower, or open_clip's own VisionTransformer."""
+        if self.is_vit:
+            return {"image_size": self.image_size, "layers": self.vit_layers, "width": self.vit_width,
+                    "head_width": self.vit_width // self.vit_heads, "patch_size": self.vit_patch_size,
+                    "pool_type": self.vit_pool}
+        return {"timm_model_name": self.vision, "timm_model_pretrained": False, "timm_pool": "avg",
+                "timm_proj": "linear", "image_size": self.image_size}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -80,8 +113,7 @@ class ClipConfig:
         """The open_clip model-config dict (the shape of ``model_configs/*.json``)."""
         return {
             "embed_dim": self.embed_dim,
-            "vision_cfg": {"timm_model_name": self.vision, "timm_model_pretrained": False, "timm_pool": "avg",
-                           "timm_proj": "linear", "image_size": self.image_size},
+            "vision_cfg": self.vision_cfg(),
             "text_cfg": {"hf_model_name": str(text_folder), "hf_model_pretrained": text_pretrained,
                          "hf_proj_type": self.text_proj, "hf_pooler_type": self.text_pooler,
                          "context_length": self.context_length},
@@ -212,11 +244,22 @@ class ClipModel(nn.Module):
     def patch_embeddings(self, images: Tensor) -> Tensor:
         """Images -> L2-normalised per-location embeddings (B x h x w x D) of the last feature map.
 
-        The timm trunk's feature map before pooling (stride 32), each location passed through the
-        image tower's projection head, the same map the pooled embedding averages.
+        ResNet: the timm trunk's feature map before pooling (stride 32), each location passed through
+        the image tower's projection head, the same map the pooled embedding averages. ViT: the patch
+        tokens after the final layer norm (stride = patch size), through the tower's projection.
         """
-        feats = self.clip.visual.trunk.forward_features(images)  # B x C x h x w
-        projected = self.clip.visual.head(feats.permute(0, 2, 3, 1))  # B x h x w x D
+        visual = self.clip.visual
+        if self.config.is_vit:
+            visual.output_tokens = True
+            try:
+                _, tokens = visual(images)  # B x N x width, after ln_post
+            finally:
+                visual.output_tokens = False
+            grid = images.shape[-1] // self.config.vit_patch_size
+            projected = (tokens @ visual.proj).unflatten(1, (images.shape[-2] // self.config.vit_patch_size, grid))
+            return F.normalize(projected, dim=-1)
+        feats = visual.trunk.forward_features(images)  # B x C x h x w
+        projected = visual.head(feats.permute(0, 2, 3, 1))  # B x h x w x D
         return F.normalize(projected, dim=-1)
 
     def logit_scale(self) -> Tensor:
@@ -236,5 +279,5 @@ class ClipModel(nn.Module):
         return {"loss": loss, "logit_scale": scale.detach()}
 
 
-__all__ = ["ClipConfig", "ClipModel", "TextTowerUnavailable", "build_open_clip", "load_tokenizer",
+__all__ = ["VIT", "ClipConfig", "ClipModel", "TextTowerUnavailable", "build_open_clip", "load_tokenizer",
            "resolve_text_tower", "tokenize", "write_tiny_text_folder"]

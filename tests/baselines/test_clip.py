@@ -101,3 +101,83 @@ def test_cxrbench_train_clip_then_its_tasks(tmp_path, small_roots):
         record = json.loads(path.read_text())
         validate_record(record)
         assert record["model"]["name"] == "clip" and len(record["model"]["checkpoint_sha256"]) == 64
+
+
+# ------------------------------------------------------------------------------- ViT image tower
+@pytest.fixture(scope="module")
+def tiny_vit(tmp_path_factory):
+    folder, identity, pretrained = resolve_text_tower("tiny-random", scratch=tmp_path_factory.mktemp("vit-text"))
+    config = ClipConfig(vision="vit", embed_dim=32, image_size=64, context_length=32, vit_width=64, vit_layers=2,
+                        vit_heads=2, vit_patch_size=16, vit_pool="avg")
+    torch.manual_seed(0)
+    return ClipModel.create(config, folder, pretrained), load_tokenizer(folder), identity
+
+
+def test_vit_config_is_checked():
+    with pytest.raises(ValueError, match="multiple of vit_heads"):
+        ClipConfig(vision="vit", vit_width=100, vit_heads=3)
+    with pytest.raises(ValueError, match="multiple of vit_patch_size"):
+        ClipConfig(vision="vit", image_size=100, vit_patch_size=16)
+    with pytest.raises(ValueError, match="vit_pool"):
+        ClipConfig(vision="vit", vit_pool="max")
+
+
+def test_vit_tower_trains_round_trips_and_grounds_per_patch(tiny_vit, tmp_path):
+    from cxrbench.models.base import UnsupportedSetting
+
+    model, tokenizer, identity = tiny_vit
+    assert type(model.clip.visual).__name__ == "VisionTransformer"
+    ids = tokenize(tokenizer, REPORTS, 32)
+    images = torch.randn(len(REPORTS), 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = model.compute_loss({"images": images, "input_ids": ids})["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0], losses
+    model.eval()
+    path = save_clip_checkpoint(model, tmp_path / "vit", tokenizer, identity)
+    again, tokenizer2, _ = load_clip_checkpoint(path)
+    with torch.no_grad():
+        assert torch.allclose(model.encode_image(images[:2]), again.encode_image(images[:2]), atol=1e-6)
+        patches = again.patch_embeddings(images[:2])
+    assert patches.shape == (2, 4, 4, 32)  # 64 px / patch 16
+    # with average pooling, the image embedding is the projection of the mean patch token
+    with torch.no_grad():
+        visual = again.clip.visual
+        visual.output_tokens = True
+        _, tokens = visual(images[:2])
+        visual.output_tokens = False
+        mean_token = torch.nn.functional.normalize(tokens.mean(1) @ visual.proj, dim=-1)
+    assert torch.allclose(mean_token, again.encode_image(images[:2]), atol=1e-5)
+
+    adapter = ClipAdapter(again, tokenizer2)
+    assert adapter.settings == {"zs", "ground"}
+    classes = [ClassSpec("Effusion", positive_prompts=("There is effusion.",), negative_prompts=("No effusion.",))]
+    maps = adapter.ground(images[:3], classes)
+    assert maps.shape == (3, 1, 4, 4) and not torch.equal(maps[0], maps[1])
+    with pytest.raises(UnsupportedSetting, match="ViT"):
+        adapter.encoder()
+    with pytest.raises(ValueError, match="trained at 64 px"):
+        ClipAdapter(again, tokenizer2, image_size=128)
+
+
+def test_cxrbench_train_clip_with_a_vit_tower_then_zero_shot(tmp_path, small_roots):
+    from cxrbench.results import validate_record
+    from cxrbench.run import run
+    from cxrbench.train import train_method
+
+    vit = [o for o in TINY_OVERRIDES if not o.startswith("model.vision")] + [
+        "model.vision=vit", "model.vit_width=64", "model.vit_layers=2", "model.vit_heads=2", "train.epochs=1"]
+    final = train_method("clip", "demo", vit, data_root=small_roots["medslip-pretrain"], out=tmp_path / "run",
+                         progress=False)
+    meta = json.loads((final / "clip.json").read_text())
+    assert meta["config"]["vision"] == "vit" and meta["extra"]["train"]["global_step"] > 0
+    for task in ("nih-zs", "nih-ground"):
+        path = run("clip", task, [None], [0], run_options(tmp_path, small_roots["nih-cxr14"], checkpoint=final))[0]
+        record = json.loads(path.read_text())
+        validate_record(record)
+        assert "ViT width 64" in record["model"]["architecture"]
