@@ -79,7 +79,8 @@ def register_models() -> None:
         ModelEntry("clip", "CLIP/ConVIRT-style baseline trained by `cxrbench train clip` (open_clip: timm ResNet "
                    "+ HF text tower); prompt-set zero-shot, patch-similarity grounding", ALL_SETTINGS, _load_clip),
         ModelEntry("open-clip", "any open_clip model with local weights: --checkpoint ARCH:TAG | ARCH:/weights | "
-                   "ARCH:random | hf-hub:ORG/REPO | local-dir:/path", frozenset({"zs"}), _load_open_clip),
+                   "ARCH:random | hf-hub:ORG/REPO | local-dir:/path; zs for every model, ground for RN and ViT "
+                   "towers, ft / seg for RN towers", ALL_SETTINGS, _load_open_clip),
         ModelEntry("medklip", "single-stream ablation (MeDKLIP-style: pathology queries + existence loss), "
                    "trained by `cxrbench train medklip`", ALL_SETTINGS, _load_medklip),
         ModelEntry("resnet50-random", "randomly initialised torchvision ResNet-50 (supervised baseline)",

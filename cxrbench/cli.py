@@ -132,7 +132,13 @@ def run_cmd(
                          text_encoder=text_encoder, image_size=image_size, device=device, out=out,
                          skip_existing=skip_existing, overwrite=overwrite, n_boot=n_boot, threshold_on=threshold_on, split_file=split_file,
                          skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress)
-    paths = run(model, task, _floats(label_frac), _ints(seeds), options)
+    from cxrbench.models.base import UnsupportedSetting
+
+    try:
+        paths = run(model, task, _floats(label_frac), _ints(seeds), options)
+    except UnsupportedSetting as err:  # e.g. open-clip ft with a ViT checkpoint
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
     print_records(paths)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from cxrbench.models.base import UnsupportedSetting
 from cxrbench.models.registry import get_model
 from cxrbench.results import PROTOCOL, environment, record_path, write_record
 from cxrbench.tasks import ft, ground, seg, zs
@@ -91,6 +92,11 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     if adapter is None:
         adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
                              text_encoder=options.text_encoder, image_size=options.image_size)
+    supported = getattr(adapter, "settings", entry.settings)  # a model's settings may depend on its checkpoint
+    if spec.setting not in supported:
+        reason = getattr(adapter, "unsupported", {}).get(spec.setting, "")
+        raise UnsupportedSetting(model_name, spec.setting, f"{reason} (this checkpoint supports: "
+                                 f"{', '.join(sorted(supported))})".strip())
     adapter.to(device)
     identity = adapter.describe()
     for f, s, path in pending:

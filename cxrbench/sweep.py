@@ -10,6 +10,8 @@ A grid is a small YAML file (shipped ones live in ``cxrbench/configs/sweeps/``):
       epochs: 2
 
 The grid expands to a sorted list of jobs; a model is paired only with the tasks whose setting it supports.
+Where the settings depend on the checkpoint (``open-clip``: ground for RN and ViT towers, ft / seg for RN
+towers), a job whose setting the loaded checkpoint lacks is skipped with a message, not counted as a failure.
 Sweeps are resumable: every job calls :func:`cxrbench.run.run` with ``skip_existing=True`` and records are
 written atomically, so an interrupted sweep started again skips what is done. ``--shard i/n`` runs job
 ``k`` of the sorted list when ``k % n == i`` (``0 <= i < n``): the shards of one grid partition it exactly,
@@ -27,6 +29,7 @@ from typing import Any, Sequence
 import yaml
 from rich.console import Console
 
+from cxrbench.models.base import UnsupportedSetting
 from cxrbench.run import TRAINED, RunOptions
 
 #: Folder of the shipped grids, inside the package.
@@ -208,6 +211,8 @@ def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fra
             if "checkpoint" in (model_options or {}).get(job.model, {}):
                 job_options.checkpoint = Path(job_options.checkpoint)
             paths.extend(run(job.model, job.task, [job.label_frac], [job.seed], job_options))
+        except UnsupportedSetting as err:  # the model's entry offers the setting, this checkpoint does not
+            console.print(f"[yellow]skip (not supported by this checkpoint): {job}: {err}[/]")
         except Exception as err:  # one failing job must not lose the others
             if not keep_going:
                 raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -34,12 +34,16 @@ class Encoder:
     ``trunk(x)`` returns the list of feature maps at strides 2, 4, 8, 16 (and 32 when
     ``channels`` has five entries); ``channels`` gives their widths. ``arch`` names the torchvision
     ResNet the trunk comes from, so a random layer4 of the same architecture can be added.
+    A trunk that is not a torchvision ResNet (open_clip's ModifiedResNet) gives ``layer4`` instead: a
+    factory of a randomly initialised layer4 of its own architecture (``channels[-1]`` -> twice as many
+    channels, stride 2), and ``arch`` then only names it.
     """
 
     trunk: nn.Module
     channels: tuple[int, ...]
     arch: str
     source: str
+    layer4: Callable[[], nn.Module] | None = None
 
 
 class ModelAdapter(Protocol):

@@ -35,7 +35,8 @@ class EncoderClassifier(nn.Module):
             self.layer4 = None
             width = encoder.channels[-1]
         else:
-            self.layer4 = getattr(torchvision.models, encoder.arch)(weights=None).layer4
+            self.layer4 = (encoder.layer4() if encoder.layer4 is not None
+                           else getattr(torchvision.models, encoder.arch)(weights=None).layer4)
             width = encoder.channels[-1] * 2
         self.head = nn.Linear(width, num_classes)
 
