@@ -75,9 +75,22 @@ def train_cmd(
     rank 0 prepares the caches first, logs and saves."""
     from cxrbench.train import end_distributed, is_rank_zero, train_method
 
+    from baselines.clip.model import TextTowerUnavailable
+    from medslip.text import TextEncoderUnavailable
+    from medslip.trainer import NonFiniteLoss
+
     _grant_downloads(allow_download)
-    final = train_method(method, config, list(set_), data_root=data_root, out=resume or out,
-                         resume=resume is not None, device=device, progress=progress)
+    try:
+        final = train_method(method, config, list(set_), data_root=data_root, out=resume or out,
+                             resume=resume is not None, device=device, progress=progress)
+    except NonFiniteLoss as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    except (KeyError, ValueError, FileNotFoundError, TextEncoderUnavailable, TextTowerUnavailable) as err:
+        # bad method, config key, value or data folder, or a missing text encoder: a message, not a traceback
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2) from None
     if is_rank_zero():
         typer.echo(f"final checkpoint: {final}")
     end_distributed()
