@@ -48,11 +48,14 @@ unsupported setting raises :class:`~cxrbench.models.base.UnsupportedSetting` say
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import copy
 import os
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +77,26 @@ VIT = "vit"
 
 class OpenClipWeightsUnavailable(FileNotFoundError):
     """The requested open_clip weights are not on this machine (and downloading was not allowed)."""
+
+
+@contextlib.contextmanager
+def _quiet_root_logger(enabled: bool) -> Iterator[None]:
+    """Swallow open_clip's root-logger "initialized randomly" warning when random weights were asked for.
+
+    open_clip logs it with ``logging.warning``, which on a root logger without handlers also installs
+    a console handler for the whole process (after that every library's warnings print). A temporary
+    null handler keeps both from happening; the record says ``random_weights: true`` instead.
+    """
+    if not enabled:
+        yield
+        return
+    root = logging.getLogger()
+    handler = logging.NullHandler()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -246,8 +269,8 @@ class OpenClipAdapter:
                     weights_file, cfg = resolve_pretrained(name, pretrained, allow, cache_dir)
                     if cfg.get("quick_gelu"):
                         kwargs["force_quick_gelu"] = True
-                    with torch.random.fork_rng(devices=[]):  # random weights: the same for every load
-                        torch.manual_seed(RANDOM_SEED)
+                    with torch.random.fork_rng(devices=[]), _quiet_root_logger(weights_file is None):
+                        torch.manual_seed(RANDOM_SEED)  # random weights: the same for every load
                         model = open_clip.create_model(name, pretrained=weights_file, cache_dir=cache_dir,
                                                        pretrained_image=False, pretrained_text=False, **kwargs)
                     arch = name

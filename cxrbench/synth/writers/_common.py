@@ -6,7 +6,6 @@ import gzip
 import io
 import json
 import uuid
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,18 @@ __all__ = ["Tick", "TRUTH_FILE", "uuid4", "patient_split", "save_png", "save_jpg
 TRUTH_FILE = "synthcxr_truth.jsonl"
 
 Tick = Callable[[int], None]
+
+
+def _bare_age(age: str):
+    """A PatientAge element holding a bare number ('51'), as the real RSNA and SIIM files do.
+
+    That is not a valid AS value ('051Y'); pydicom would warn (and log) once per file, so the element
+    is built with validation off.
+    """
+    from pydicom.config import IGNORE
+    from pydicom.dataelem import DataElement
+
+    return DataElement(0x00101010, "AS", age, validation_mode=IGNORE)
 
 
 def uuid4(rng: np.random.Generator) -> str:
@@ -117,9 +128,7 @@ def write_dicom(path: Path, image: np.ndarray, *, patient_id: str, sex: str, age
     ds.PatientID = patient_id
     ds.PatientBirthDate = ""
     ds.PatientSex = sex
-    with warnings.catch_warnings():  # the real files store a bare number ('51'), which is not a valid AS value
-        warnings.simplefilter("ignore")
-        ds.PatientAge = str(age)
+    ds.add(_bare_age(str(age)))
     ds.BodyPartExamined = "CHEST"
     ds.ViewPosition = view
     ds.StudyInstanceUID = study
