@@ -8,6 +8,8 @@
 # compiled) and OUT_DIR/log.txt. Each step has its own time limit, so one that hangs cannot use up
 # the machine; the script goes on to the next step and exits non-zero if any failed.
 # Needs only python3 with torch, torchvision, numpy and safetensors (no pip install, no network).
+# DRY_RUN=1 runs the same steps on the CPU with tiny settings in under a minute (a test does this), to
+# check the script itself before spending device time on it.
 set -u
 out="${1:-${OUT:-gpu-results}}"
 mkdir -p "$out"
@@ -27,15 +29,21 @@ step() {  # step SECONDS NAME COMMAND...
 
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
-    "$py" -c "import torch, torchvision; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'torchvision', torchvision.__version__, 'gpu', torch.cuda.get_device_name())"
+    "$py" -c "import torch, torchvision; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'torchvision', torchvision.__version__, 'gpu', torch.cuda.get_device_name() if torch.cuda.is_available() else None)"
     nproc
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 
-step 180 cuda-smoke "$py" benchmarks/gpu/cuda_smoke.py --out "$out/cuda_smoke.jsonl"
-step 150 throughput-eager "$py" benchmarks/gpu/pretrain_throughput.py --workers 12 --out "$out/throughput.jsonl"
-step 240 throughput-compile "$py" benchmarks/gpu/pretrain_throughput.py --source synthetic --compile \
-    --out "$out/throughput.jsonl"
+if [ "${DRY_RUN:-0}" = 1 ]; then
+    step 120 cuda-smoke "$py" benchmarks/gpu/cuda_smoke.py --cpu-dry-run --out "$out/cuda_smoke.jsonl"
+    step 120 throughput-eager "$py" benchmarks/gpu/pretrain_throughput.py --tiny --device cpu --steps 2 \
+        --warmup 1 --batch-size 4 --out "$out/throughput.jsonl"
+else
+    step 180 cuda-smoke "$py" benchmarks/gpu/cuda_smoke.py --out "$out/cuda_smoke.jsonl"
+    step 150 throughput-eager "$py" benchmarks/gpu/pretrain_throughput.py --workers 12 --out "$out/throughput.jsonl"
+    step 240 throughput-compile "$py" benchmarks/gpu/pretrain_throughput.py --source synthetic --compile \
+        --out "$out/throughput.jsonl"
+fi
 
 echo "=== summary" | tee -a "$out/log.txt"
 "$py" - "$out/throughput.jsonl" <<'EOF' 2>&1 | tee -a "$out/log.txt"

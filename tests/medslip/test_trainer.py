@@ -189,3 +189,16 @@ def test_tensorboard_gets_the_logged_scalars(tmp_path, data):
     assert [e.step for e in logged] == [2, 4]
     by_step = {h["step"]: h["loss"] for h in result.history}
     assert [e.value for e in logged] == pytest.approx([by_step[2], by_step[4]], rel=1e-6)
+
+
+def test_prepared_gpu_check_script_runs_dry_on_cpu(tmp_path):
+    """`DRY_RUN=1 bash benchmarks/gpu/run_checks.sh` runs every step on the CPU: the script is ready for a device."""
+    env = dict(os.environ, DRY_RUN="1", PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu" / "run_checks.sh"), str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    smoke = [json.loads(line) for line in (tmp_path / "out" / "cuda_smoke.jsonl").read_text().splitlines()]
+    assert [r["ok"] for r in smoke] == [True] and smoke[0]["steps"] == 12
+    rates = [json.loads(line) for line in (tmp_path / "out" / "throughput.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in rates] == ["synthetic", "cache"] and all(r["images_per_s"] > 0 for r in rates)
+    assert "=== summary" in (tmp_path / "out" / "log.txt").read_text()
