@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, reading ``1e-4`` as a number as YAML 1.2 does (YAML 1.1 makes it a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse config text (safe: plain data only); ``1e-4`` and ``3E5`` are floats."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def shipped_configs(method: str) -> list[str]:
@@ -31,7 +48,7 @@ def load_config(method: str, name_or_path: str) -> dict[str, Any]:
             known = ", ".join(shipped_configs(method)) or "none"
             raise FileNotFoundError(f"no config {name_or_path!r} for {method} (shipped: {known}; or give a YAML path)")
         text = resource.read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
+    data = load_yaml(text) or {}
     if not isinstance(data, dict):
         raise ValueError(f"config {name_or_path}: expected a mapping at the top level")
     return data
@@ -52,5 +69,5 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
             node = node[part]
         if parts[-1] not in node:
             raise KeyError(f"override {key!r}: unknown key {parts[-1]!r} (known: {', '.join(sorted(node))})")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = load_yaml(raw)
     return config

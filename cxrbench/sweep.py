@@ -26,9 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
 from rich.console import Console
 
+from cxrbench.config import load_yaml
 from cxrbench.models.base import UnsupportedSetting
 from cxrbench.run import TRAINED, RunOptions
 
@@ -101,7 +101,7 @@ def load_grid(name_or_path: str | Path) -> SweepGrid:
             known = ", ".join(shipped_grids()) or "none"
             raise FileNotFoundError(f"no grid {name_or_path!r} (shipped: {known}; or give a YAML path)")
         text, source = resource.read_text(encoding="utf-8"), str(name_or_path)
-    data = yaml.safe_load(text) or {}
+    data = load_yaml(text) or {}
     if not isinstance(data, dict):
         raise ValueError(f"grid {source}: expected a mapping at the top level")
     unknown = set(data) - {"models", "tasks", "label_fracs", "seeds", "options", "model_options", "description"}

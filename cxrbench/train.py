@@ -199,6 +199,25 @@ def train_config(config: dict[str, Any]):
     unknown = sorted(set(section) - known)
     if unknown:
         raise KeyError(f"unknown train settings {unknown}; known: {sorted(known)}")
+    kinds = {f.name: str(f.type).replace(" ", "") for f in fields(TrainConfig)}
+    for key, value in section.items():
+        kind = kinds[key]  # "int", "float", "bool", "int|None", "float|None", ...
+        base, optional = kind.split("|")[0], kind.endswith("|None")
+        if value is None:
+            if not optional and base in ("int", "float", "bool"):
+                raise ValueError(f"train.{key} must be set (got null)")
+        elif base == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"train.{key} must be true or false, got {value!r}")
+        elif base in ("int", "float"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"train.{key} must be a number, got {value!r}")
+            if base == "int":
+                if float(value) != int(value):
+                    raise ValueError(f"train.{key} must be a whole number, got {value!r}")
+                section[key] = int(value)
+            else:
+                section[key] = float(value)
     return TrainConfig(**section)
 
 

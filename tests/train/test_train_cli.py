@@ -106,3 +106,22 @@ def test_mimic_root_without_prep_is_a_clear_error(tmp_path):
                                       "--data-root", str(tmp_path), "--no-progress"])
     assert result.exit_code == 2 and "error: MIMIC-CXR is read through" in result.output
     assert "cxrbench prep mimic" in result.output
+
+
+def test_numbers_in_scientific_notation_and_bad_types():
+    config = apply_overrides(load_config("medslip", "demo"), ["train.lr=1e-3", "train.min_lr=2E-6"])
+    assert config["train"]["lr"] == 1e-3 and config["train"]["min_lr"] == 2e-6  # YAML 1.1 would give strings
+    runner = CliRunner()
+    for bad, message in (("train.lr=fast", "train.lr must be a number"),
+                         ("train.epochs=2.5", "train.epochs must be a whole number"),
+                         ("train.compile=1", "train.compile must be true or false")):
+        result = runner.invoke(app, ["train", "medslip", "--set", bad, "--no-progress"])
+        assert result.exit_code == 2 and message in result.output, (bad, result.output)
+
+
+def test_non_finite_loss_stops_the_command_with_exit_1(tmp_path):
+    out = tmp_path / "nan"
+    result = CliRunner().invoke(app, ["train", "medslip", *TINY, "--set", "train.lr=1e30", "--set", "train.min_lr=1e30",
+                                      "--set", "train.warmup_epochs=0", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 1 and "error: loss became nan" in result.output
+    assert not (out / "final").exists() and not (out / "state.pt").exists()
