@@ -109,8 +109,7 @@ def run(source: str, device: torch.device, batch: int, steps: int, warmup: int, 
     torch.manual_seed(0)
     model, size = _model(tiny)
     cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True
+    if cuda:  # (TrainStep turns on cuDNN autotuning and TF32, as in training)
         torch.cuda.reset_peak_memory_stats(device)
     if source == "synthetic":
         elapsed = _synthetic(model, size, device, batch, steps, warmup, compile_, bf16)
