@@ -293,10 +293,27 @@ def build_tables(records: Sequence[LoadedRecord], reported: Sequence[ReportedRow
             mixed = {(r.record["task"]["dataset"], r.record["task"]["setting"]) for r in recs}
             if len(mixed) > 1:
                 raise ValueError(f"records of task {task} disagree on dataset/setting: {sorted(mixed)}")
+            _check_one_checkpoint_per_model(task, recs)
         else:
             dataset, setting = reps[0].dataset, reps[0].setting
         tables.append(_build_table(task, dataset, setting, recs, reps))
     return tables
+
+
+def _check_one_checkpoint_per_model(task: str, recs: Sequence[LoadedRecord]) -> None:
+    """A cell averages a model's seeds; they must all come from the same checkpoint (else it would mix
+    models, e.g. stale records of a retrained demo checkpoint with new ones)."""
+    by_model: dict[str, dict[str, list[str]]] = {}
+    for r in recs:
+        sha = r.record["model"].get("checkpoint_sha256")
+        if sha:
+            by_model.setdefault(r.model, {}).setdefault(sha, []).append(r.link)
+    for model, shas in by_model.items():
+        if len(shas) > 1:
+            listing = "; ".join(f"{_short(sha)}: {', '.join(links)}" for sha, links in sorted(shas.items()))
+            raise ValueError(f"records of {model} on {task} come from {len(shas)} different checkpoints ({listing}). "
+                             "A cell would mix them: re-run the stale records with the current checkpoint, or "
+                             "keep each checkpoint's records in its own results folder.")
 
 
 def _build_table(task: str, dataset: str, setting: str, recs: list[LoadedRecord],

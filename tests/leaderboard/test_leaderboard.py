@@ -254,3 +254,15 @@ def test_a_missing_results_folder_is_an_error_not_an_empty_leaderboard(results_d
     result = CliRunner().invoke(app, ["leaderboard", "--results", str(tmp_path / "typo"), "--out", str(out)])
     assert result.exit_code == 2
     assert check_leaderboard(results_dir, out).ok  # nothing was removed
+
+
+def test_seeds_from_different_checkpoints_are_refused(results_dir: Path) -> None:
+    """A cell averages seeds of one checkpoint; a stale record of another checkpoint must not slip in."""
+    path = results_dir / "clip" / "rsna-zs" / "frac-none_seed-1.json"
+    record = json.loads(path.read_text())
+    before = record["model"].get("checkpoint_sha256")
+    record["model"]["checkpoint_sha256"] = "f" * 64
+    assert before != record["model"]["checkpoint_sha256"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="clip on rsna-zs come from 2 different checkpoints"):
+        build_tables(load_records(results_dir, results_dir.parent), [])
