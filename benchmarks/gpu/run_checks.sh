@@ -5,7 +5,8 @@
 #
 # Writes OUT_DIR/env.txt (GPU, driver, torch), OUT_DIR/cuda_smoke.jsonl (CUDA code paths of the
 # trainer), OUT_DIR/throughput.jsonl (paper config, synthetic and cache sources, eager then
-# compiled) and OUT_DIR/log.txt. Each step has its own time limit, so one that hangs cannot use up
+# compiled), OUT_DIR/profile.txt (where a step's time goes) and OUT_DIR/log.txt. The limits add up
+# to 570 s, inside one 600 s device call. Each step has its own time limit, so one that hangs cannot use up
 # the machine; the script goes on to the next step and exits non-zero if any failed.
 # Needs only python3 with torch, torchvision, numpy and safetensors (no pip install, no network).
 # DRY_RUN=1 runs the same steps on the CPU with tiny settings in under a minute (a test does this), to
@@ -38,10 +39,12 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
     step 120 cuda-smoke "$py" benchmarks/gpu/cuda_smoke.py --cpu-dry-run --out "$out/cuda_smoke.jsonl"
     step 120 throughput-eager "$py" benchmarks/gpu/pretrain_throughput.py --tiny --device cpu --steps 2 \
         --warmup 1 --batch-size 4 --out "$out/throughput.jsonl"
+    step 60 profile "$py" benchmarks/gpu/profile_step.py --tiny --device cpu --steps 2 --out "$out/profile.txt"
 else
-    step 180 cuda-smoke "$py" benchmarks/gpu/cuda_smoke.py --out "$out/cuda_smoke.jsonl"
-    step 150 throughput-eager "$py" benchmarks/gpu/pretrain_throughput.py --workers 12 --out "$out/throughput.jsonl"
-    step 240 throughput-compile "$py" benchmarks/gpu/pretrain_throughput.py --source synthetic --compile \
+    step 150 cuda-smoke "$py" benchmarks/gpu/cuda_smoke.py --out "$out/cuda_smoke.jsonl"
+    step 120 throughput-eager "$py" benchmarks/gpu/pretrain_throughput.py --workers 12 --out "$out/throughput.jsonl"
+    step 90 profile "$py" benchmarks/gpu/profile_step.py --out "$out/profile.txt"
+    step 210 throughput-compile "$py" benchmarks/gpu/pretrain_throughput.py --source synthetic --compile \
         --out "$out/throughput.jsonl"
 fi
 

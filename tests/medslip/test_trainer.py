@@ -202,3 +202,5 @@ def test_prepared_gpu_check_script_runs_dry_on_cpu(tmp_path):
     rates = [json.loads(line) for line in (tmp_path / "out" / "throughput.jsonl").read_text().splitlines()]
     assert [r["source"] for r in rates] == ["synthetic", "cache"] and all(r["images_per_s"] > 0 for r in rates)
     assert "=== summary" in (tmp_path / "out" / "log.txt").read_text()
+    profile = (tmp_path / "out" / "profile.txt").read_text()
+    assert "wall time per step" in profile and "aten::" in profile
