@@ -3,7 +3,8 @@
 One subpackage per baseline:
 
 - :mod:`baselines.clip`: our CLIP/ConVIRT-style model (open_clip: timm ResNet + HF text tower), trained
-  with ``cxrbench train clip``; model ``clip``;
+  with ``cxrbench train clip``; model ``clip``; with a ViT image tower (``--config demo-vit``), model
+  ``clip-vit`` (zero-shot and grounding);
 - :mod:`baselines.openclip`: any open_clip model with local weights; model ``open-clip``;
 - :mod:`baselines.medklip`: MeDSLIP's pathology stream alone, trained with ``cxrbench train medklip``;
   model ``medklip``;
@@ -23,18 +24,21 @@ from typing import Any
 ALL_SETTINGS = frozenset({"zs", "ground", "ft", "seg"})
 
 
-def _demo_or_train(method: str, marker: str) -> Path:
-    """The demo checkpoint of ``method``, training the demo config first (with a message) when absent."""
+def _demo_or_train(method: str, marker: str, config: str = "demo", run_name: str | None = None) -> Path:
+    """The demo checkpoint of ``method`` (of ``config``, kept as the demo run ``run_name``), training it
+    first (with a message) when absent."""
     from rich.console import Console
 
-    from cxrbench.train import demo_checkpoint, train_method
+    from cxrbench.train import demo_checkpoint, demo_run_dir, train_method
 
-    checkpoint = demo_checkpoint(method)
+    name = run_name or method
+    checkpoint = demo_checkpoint(name)
     if not (checkpoint / marker).exists():
+        command = f"cxrbench train {method}" + ("" if config == "demo" else f" --config {config}")
         Console(stderr=True).print(
-            f"[yellow]No {method} checkpoint given and no demo checkpoint yet: training the demo config first "
-            f"(`cxrbench train {method}`, a few minutes on CPU)...[/]")
-        checkpoint = train_method(method, "demo")
+            f"[yellow]No {name} checkpoint given and no demo checkpoint yet: training the {config} config first "
+            f"(`{command}`, a few minutes on CPU)...[/]")
+        checkpoint = train_method(method, config, out=None if config == "demo" else demo_run_dir(name))
     return checkpoint
 
 
@@ -43,6 +47,14 @@ def _load_clip(checkpoint: Path | None = None, image_size: int | None = None, **
     from baselines.clip.checkpoint import CONFIG_FILE
 
     return ClipAdapter.from_checkpoint(checkpoint or _demo_or_train("clip", CONFIG_FILE), image_size=image_size)
+
+
+def _load_clip_vit(checkpoint: Path | None = None, image_size: int | None = None, **_: Any):
+    from baselines.clip.adapter import ClipAdapter
+    from baselines.clip.checkpoint import CONFIG_FILE
+
+    path = checkpoint or _demo_or_train("clip", CONFIG_FILE, config="demo-vit", run_name="clip-vit")
+    return ClipAdapter.from_checkpoint(path, image_size=image_size, name="clip-vit", vit=True)
 
 
 def _load_medklip(checkpoint: Path | None = None, text_encoder: str | None = None,
@@ -78,6 +90,9 @@ def register_models() -> None:
     for entry in (
         ModelEntry("clip", "CLIP/ConVIRT-style baseline trained by `cxrbench train clip` (open_clip: timm ResNet "
                    "+ HF text tower); prompt-set zero-shot, patch-similarity grounding", ALL_SETTINGS, _load_clip),
+        ModelEntry("clip-vit", "the CLIP baseline with a ViT image tower (demo: `cxrbench train clip --config "
+                   "demo-vit`); prompt-set zero-shot, patch-token grounding", frozenset({"zs", "ground"}),
+                   _load_clip_vit),
         ModelEntry("open-clip", "any open_clip model with local weights: --checkpoint ARCH:TAG | ARCH:/weights | "
                    "ARCH:random | hf-hub:ORG/REPO | local-dir:/path; zs for every model, ground for RN and ViT "
                    "towers, ft / seg for RN towers", ALL_SETTINGS, _load_open_clip),

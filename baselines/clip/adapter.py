@@ -41,7 +41,9 @@ class ClipAdapter:
     settings = frozenset({"zs", "ground", "ft", "seg"})
 
     def __init__(self, model: ClipModel, tokenizer, checkpoint: str | Path | None = None,
-                 meta: dict[str, Any] | None = None, image_size: int | None = None) -> None:
+                 meta: dict[str, Any] | None = None, image_size: int | None = None, name: str | None = None) -> None:
+        if name is not None:
+            self.name = name  # the registry name records carry (``clip-vit`` for the ViT demo)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.checkpoint = Path(checkpoint) if checkpoint else None
@@ -56,10 +58,16 @@ class ClipAdapter:
         self._sha: str | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, image_size: int | None = None) -> "ClipAdapter":
-        """A checkpoint folder; ``image_size`` overrides the trained size for evaluation."""
+    def from_checkpoint(cls, path: str | Path, image_size: int | None = None, name: str | None = None,
+                        vit: bool | None = None) -> "ClipAdapter":
+        """A checkpoint folder; ``image_size`` overrides the trained size for evaluation; ``vit`` (when
+        given) requires a ViT (True) or ResNet (False) image tower."""
         model, tokenizer, meta = load_clip_checkpoint(path)
-        return cls(model, tokenizer, path, meta, image_size)
+        if vit is not None and model.config.is_vit != vit:
+            has = "a ViT" if model.config.is_vit else f"a {model.config.vision}"
+            use = "clip-vit" if model.config.is_vit else "clip"
+            raise ValueError(f"{path}: this CLIP checkpoint has {has} image tower; evaluate it as --model {use}")
+        return cls(model, tokenizer, path, meta, image_size, name)
 
     def to(self, device: torch.device) -> "ClipAdapter":
         self.model.to(device)

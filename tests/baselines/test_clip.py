@@ -177,7 +177,14 @@ def test_cxrbench_train_clip_with_a_vit_tower_then_zero_shot(tmp_path, small_roo
     meta = json.loads((final / "clip.json").read_text())
     assert meta["config"]["vision"] == "vit" and meta["extra"]["train"]["global_step"] > 0
     for task in ("nih-zs", "nih-ground"):
-        path = run("clip", task, [None], [0], run_options(tmp_path, small_roots["nih-cxr14"], checkpoint=final))[0]
+        path = run("clip-vit", task, [None], [0], run_options(tmp_path, small_roots["nih-cxr14"], checkpoint=final))[0]
         record = json.loads(path.read_text())
         validate_record(record)
-        assert "ViT width 64" in record["model"]["architecture"]
+        assert record["model"]["name"] == "clip-vit" and "ViT width 64" in record["model"]["architecture"]
+    # the ResNet model name refuses nothing, the ViT name refuses a ResNet checkpoint
+    from baselines.clip.adapter import ClipAdapter
+
+    resnet = train_method("clip", "demo", TINY_OVERRIDES + ["train.epochs=1"], data_root=small_roots["medslip-pretrain"],
+                          out=tmp_path / "resnet", progress=False)
+    with pytest.raises(ValueError, match="evaluate it as --model clip"):
+        ClipAdapter.from_checkpoint(resnet, name="clip-vit", vit=True)
