@@ -24,7 +24,8 @@ from typing import Any
 ALL_SETTINGS = frozenset({"zs", "ground", "ft", "seg"})
 
 
-def _demo_or_train(method: str, marker: str, config: str = "demo", run_name: str | None = None) -> Path:
+def _demo_or_train(method: str, marker: str, config: str = "demo", run_name: str | None = None,
+                   progress: bool = True) -> Path:
     """The demo checkpoint of ``method`` (of ``config``, kept as the demo run ``run_name``), training it
     first (with a message) when absent."""
     from rich.console import Console
@@ -38,30 +39,34 @@ def _demo_or_train(method: str, marker: str, config: str = "demo", run_name: str
         Console(stderr=True).print(
             f"[yellow]No {name} checkpoint given and no demo checkpoint yet: training the {config} config first "
             f"(`{command}`, a few minutes on CPU)...[/]")
-        checkpoint = train_method(method, config, out=None if config == "demo" else demo_run_dir(name))
+        checkpoint = train_method(method, config, out=None if config == "demo" else demo_run_dir(name),
+                                  progress=progress)
     return checkpoint
 
 
-def _load_clip(checkpoint: Path | None = None, image_size: int | None = None, **_: Any):
+def _load_clip(checkpoint: Path | None = None, image_size: int | None = None, progress: bool = True, **_: Any):
     from baselines.clip.adapter import ClipAdapter
     from baselines.clip.checkpoint import CONFIG_FILE
 
-    return ClipAdapter.from_checkpoint(checkpoint or _demo_or_train("clip", CONFIG_FILE), image_size=image_size)
+    return ClipAdapter.from_checkpoint(checkpoint or _demo_or_train("clip", CONFIG_FILE, progress=progress),
+                                       image_size=image_size)
 
 
-def _load_clip_vit(checkpoint: Path | None = None, image_size: int | None = None, **_: Any):
+def _load_clip_vit(checkpoint: Path | None = None, image_size: int | None = None, progress: bool = True,
+                   **_: Any):
     from baselines.clip.adapter import ClipAdapter
     from baselines.clip.checkpoint import CONFIG_FILE
 
-    path = checkpoint or _demo_or_train("clip", CONFIG_FILE, config="demo-vit", run_name="clip-vit")
+    path = checkpoint or _demo_or_train("clip", CONFIG_FILE, config="demo-vit", run_name="clip-vit",
+                                        progress=progress)
     return ClipAdapter.from_checkpoint(path, image_size=image_size, name="clip-vit", vit=True)
 
 
 def _load_medklip(checkpoint: Path | None = None, text_encoder: str | None = None,
-                  image_size: int | None = None, **_: Any):
+                  image_size: int | None = None, progress: bool = True, **_: Any):
     from baselines.medklip.adapter import MedklipAdapter
 
-    return MedklipAdapter.from_checkpoint(checkpoint or _demo_or_train("medklip", "medslip.json"),
+    return MedklipAdapter.from_checkpoint(checkpoint or _demo_or_train("medklip", "medslip.json", progress=progress),
                                           image_size=image_size, text_encoder=text_encoder)
 
 

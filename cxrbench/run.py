@@ -91,7 +91,8 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     device = _device(options.device)
     if adapter is None:
         adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
-                             text_encoder=options.text_encoder, image_size=options.image_size)
+                             text_encoder=options.text_encoder, image_size=options.image_size,
+                             progress=options.progress)
     supported = getattr(adapter, "settings", entry.settings)  # a model's settings may depend on its checkpoint
     if spec.setting not in supported:
         reason = getattr(adapter, "unsupported", {}).get(spec.setting, "")

@@ -14,11 +14,11 @@ class ModelEntry:
     name: str
     description: str
     settings: frozenset[str]
-    load: Callable[..., Any]  # (checkpoint: Path | None, **options) -> adapter
+    load: Callable[..., Any]  # (checkpoint: Path | None, **options) -> adapter; ignore unknown options
 
 
 def _load_medslip(checkpoint: Path | None = None, description_file: Path | None = None,
-                  text_encoder: str | None = None, image_size: int | None = None, **_: Any):
+                  text_encoder: str | None = None, image_size: int | None = None, progress: bool = True, **_: Any):
     from cxrbench.models.medslip import MedslipAdapter
     from cxrbench.train import demo_checkpoint, train_method
 
@@ -28,7 +28,7 @@ def _load_medslip(checkpoint: Path | None = None, description_file: Path | None 
             Console(stderr=True).print(
                 "[yellow]No medslip checkpoint given and no demo checkpoint yet: training the demo config "
                 "first (`cxrbench train medslip`, a few minutes on CPU)...[/]")
-            checkpoint = train_method("medslip", "demo")
+            checkpoint = train_method("medslip", "demo", progress=progress)
     return MedslipAdapter.from_checkpoint(checkpoint, image_size=image_size, description_file=description_file,
                                          text_encoder=text_encoder)
 

@@ -188,3 +188,20 @@ def test_cxrbench_train_clip_with_a_vit_tower_then_zero_shot(tmp_path, small_roo
                           out=tmp_path / "resnet", progress=False)
     with pytest.raises(ValueError, match="evaluate it as --model clip"):
         ClipAdapter.from_checkpoint(resnet, name="clip-vit", vit=True)
+
+
+def test_implicit_demo_training_follows_the_progress_option(tmp_path, monkeypatch):
+    """`cxrbench run --no-progress` with no demo checkpoint yet: the demo training shows no bar either."""
+    import baselines
+    import cxrbench.train
+    from baselines.clip.adapter import ClipAdapter
+
+    monkeypatch.setenv("CXRBENCH_CACHE", str(tmp_path / "cache"))
+    calls = []
+    monkeypatch.setattr(cxrbench.train, "train_method",
+                        lambda method, config, out=None, progress=True: calls.append((method, config, progress))
+                        or tmp_path / "ckpt")
+    monkeypatch.setattr(ClipAdapter, "from_checkpoint", classmethod(lambda cls, path, **kw: (path, kw)))
+    baselines._load_clip(progress=False)
+    baselines._load_clip_vit(progress=False)
+    assert calls == [("clip", "demo", False), ("clip", "demo-vit", False)]
