@@ -139,7 +139,9 @@ class LossReadout:
     def push(self, meta: dict[str, Any], values: Tensor) -> list[dict[str, Any]]:
         event = None
         if values.is_cuda:
-            host = values.to("cpu", non_blocking=True)
+            # into pinned memory: only then is the device-to-host copy asynchronous
+            host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+            host.copy_(values, non_blocking=True)
             event = torch.cuda.Event()
             event.record()
         else:
