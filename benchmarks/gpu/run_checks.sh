@@ -41,10 +41,11 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
         --warmup 1 --batch-size 4 --out "$out/throughput.jsonl"
     step 60 profile "$py" benchmarks/gpu/profile_step.py --tiny --device cpu --steps 2 --out "$out/profile.txt"
 else
-    step 150 cuda-smoke "$py" benchmarks/gpu/cuda_smoke.py --out "$out/cuda_smoke.jsonl"
+    # the acceptance number first; then the CUDA paths, the profile, and compilation (the slowest to start)
     step 120 throughput-eager "$py" benchmarks/gpu/pretrain_throughput.py --workers 12 --out "$out/throughput.jsonl"
+    step 180 cuda-smoke "$py" benchmarks/gpu/cuda_smoke.py --out "$out/cuda_smoke.jsonl"
     step 90 profile "$py" benchmarks/gpu/profile_step.py --out "$out/profile.txt"
-    step 210 throughput-compile "$py" benchmarks/gpu/pretrain_throughput.py --source synthetic --compile \
+    step 180 throughput-compile "$py" benchmarks/gpu/pretrain_throughput.py --source synthetic --compile \
         --out "$out/throughput.jsonl"
 fi
 
