@@ -81,11 +81,11 @@ def wait_for_all_ranks() -> None:
 
 
 def end_distributed() -> None:
-    """Under torchrun: wait for every rank, then tear the process group down (the end of a CLI command)."""
+    """Under torchrun: tear the process group down at the end of a CLI command (the ranks already met in
+    :func:`train_method`'s :func:`wait_for_all_ranks`)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        wait_for_all_ranks()
         dist.destroy_process_group()
 
 

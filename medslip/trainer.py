@@ -78,6 +78,15 @@ class _LossModule(nn.Module):
         return self.model.compute_loss(batch)
 
 
+def prepare_for_training(model: nn.Module, device: torch.device, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """Move ``model`` to ``device`` (channels_last on CUDA) and return its AdamW (fused on CUDA)."""
+    cuda = device.type == "cuda"
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, **({"fused": True} if cuda else {}))
+
+
 class TrainStep:
     """One optimizer step exactly as :func:`train` runs it (also what the throughput benchmark times).
 
@@ -93,6 +102,7 @@ class TrainStep:
         self.cuda = device.type == "cuda"
         self.bf16 = self.cuda if bf16 is None else bf16
         self.grad_clip, self.world = grad_clip, world
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.names: list[str] | None = None
         if self.cuda:
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
@@ -112,8 +122,7 @@ class TrainStep:
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if self.grad_clip:
-            params = [p for group in self.optimizer.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
         values = torch.stack([losses[name].detach().float() for name in self.names])
         if self.world > 1:
@@ -230,9 +239,7 @@ def train(
     would), having written a checkpoint; ``resume=True`` continues from ``run_dir/state.pt``.
     """
     rank, world, local_rank = distributed_context()
-    if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)  # plain "cuda": each torchrun process takes its own GPU
     cuda = device.type == "cuda"
@@ -244,11 +251,7 @@ def train(
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
 
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  **({"fused": True} if cuda else {}))
+    optimizer = prepare_for_training(model, device, cfg.lr, cfg.weight_decay)
     sampler = ResumableSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world)
     steps_per_epoch = sampler.batches_per_epoch
     epoch, start_batch, global_step = 0, 0, 0

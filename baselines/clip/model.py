@@ -212,6 +212,25 @@ def _lock_text(clip: nn.Module, unlocked_layers: int) -> None:
             param.requires_grad_(False)
 
 
+def vit_patch_embeddings(visual: nn.Module, images: Tensor) -> Tensor:
+    """An open_clip VisionTransformer's patch tokens in the joint space: B x h x w x D (not normalised).
+
+    The last block's patch tokens (open_clip's own ``output_tokens`` output, switched on for this call
+    only) after ``ln_post`` and through ``proj``; h = H / patch, w = W / patch.
+    """
+    output_tokens = visual.output_tokens
+    visual.output_tokens = True
+    try:
+        _, tokens = visual(images)
+    finally:
+        visual.output_tokens = output_tokens
+    if getattr(visual, "final_ln_after_pool", False):  # (CLIPA) ln_post follows the pooling: per token here
+        tokens = visual.ln_post(tokens)
+    grid_h, grid_w = images.shape[-2] // visual.patch_size[0], images.shape[-1] // visual.patch_size[1]
+    tokens = tokens[:, -grid_h * grid_w:]  # patch tokens only (older open_clip keeps the class token)
+    return (tokens @ visual.proj).reshape(len(images), grid_h, grid_w, -1)
+
+
 class ClipModel(nn.Module):
     """The open_clip model plus what training and evaluation need around it.
 
@@ -250,14 +269,7 @@ class ClipModel(nn.Module):
         """
         visual = self.clip.visual
         if self.config.is_vit:
-            visual.output_tokens = True
-            try:
-                _, tokens = visual(images)  # B x N x width, after ln_post
-            finally:
-                visual.output_tokens = False
-            grid = images.shape[-1] // self.config.vit_patch_size
-            projected = (tokens @ visual.proj).unflatten(1, (images.shape[-2] // self.config.vit_patch_size, grid))
-            return F.normalize(projected, dim=-1)
+            return F.normalize(vit_patch_embeddings(visual, images), dim=-1)
         feats = visual.trunk.forward_features(images)  # B x C x h x w
         projected = visual.head(feats.permute(0, 2, 3, 1))  # B x h x w x D
         return F.normalize(projected, dim=-1)
@@ -280,4 +292,4 @@ class ClipModel(nn.Module):
 
 
 __all__ = ["VIT", "ClipConfig", "ClipModel", "TextTowerUnavailable", "build_open_clip", "load_tokenizer",
-           "resolve_text_tower", "tokenize", "write_tiny_text_folder"]
+           "resolve_text_tower", "tokenize", "vit_patch_embeddings", "write_tiny_text_folder"]

@@ -330,18 +330,9 @@ class OpenClipAdapter:
                 x = layer(x)
             pool = visual.attnpool
             return pool.c_proj(pool.v_proj(x.permute(0, 2, 3, 1)))
-        # ViT: open_clip's own token output (``output_tokens``), switched on for this call only
-        output_tokens = visual.output_tokens
-        visual.output_tokens = True
-        try:
-            _, tokens = visual(x)
-        finally:
-            visual.output_tokens = output_tokens
-        if getattr(visual, "final_ln_after_pool", False):  # (CLIPA) ln_post follows the pooling: per token here
-            tokens = visual.ln_post(tokens)
-        grid_h, grid_w = x.shape[-2] // visual.patch_size[0], x.shape[-1] // visual.patch_size[1]
-        tokens = tokens[:, -grid_h * grid_w:]  # patch tokens only (older open_clip keeps the class token)
-        return (tokens @ visual.proj).reshape(len(x), grid_h, grid_w, -1)
+        from baselines.clip.model import vit_patch_embeddings
+
+        return vit_patch_embeddings(visual, x)
 
     @torch.no_grad()
     def ground(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:

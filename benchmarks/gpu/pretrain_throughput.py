@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from medslip import MeDSLIP, MeDSLIPConfig  # noqa: E402
 from medslip.pretrain import PretrainDataset  # noqa: E402
 from medslip.sampling import supervision_from_matrix  # noqa: E402
-from medslip.trainer import TrainConfig, TrainStep, _LossModule, train  # noqa: E402
+from medslip.trainer import TrainConfig, TrainStep, _LossModule, prepare_for_training, train  # noqa: E402
 
 TARGET_IMAGES_PER_S = 1500
 
@@ -52,13 +52,10 @@ def _matrices(n: int, seed: int = 0) -> np.ndarray:
     return rng.choice([-1, 0, 1], size=(n, 51, 75), p=[0.9, 0.06, 0.04]).astype(np.int8)
 
 
-def _synthetic(model: MeDSLIP, size: int, device: torch.device, batch: int, steps: int, warmup: int,
-               compile_: bool, bf16: bool) -> float:
-    cuda = device.type == "cuda"
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.02, **({"fused": True} if cuda else {}))
+def synthetic_step(model: MeDSLIP, size: int, device: torch.device, batch: int, compile_: bool = False,
+                   bf16: bool | None = None) -> tuple[TrainStep, dict[str, torch.Tensor]]:
+    """The trainer's step for ``model`` on ``device`` and one random batch already there."""
+    opt = prepare_for_training(model, device, lr=1e-4, weight_decay=0.02)
     module = _LossModule(model)
     if compile_:
         module = torch.compile(module)
@@ -66,8 +63,13 @@ def _synthetic(model: MeDSLIP, size: int, device: torch.device, batch: int, step
     g = torch.Generator().manual_seed(0)
     fixed = supervision_from_matrix(torch.from_numpy(_matrices(batch)).long(), 7, g)
     fixed["images"] = torch.randn(batch, 3, size, size, generator=g)
-    fixed = {k: v.to(device) for k, v in fixed.items()}
     model.train()
+    return step, {k: v.to(device) for k, v in fixed.items()}
+
+
+def _synthetic(model: MeDSLIP, size: int, device: torch.device, batch: int, steps: int, warmup: int,
+               compile_: bool, bf16: bool) -> float:
+    step, fixed = synthetic_step(model, size, device, batch, compile_, bf16)
     for _ in range(warmup):
         values = step(fixed)
     if warmup:

@@ -21,9 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.gpu.pretrain_throughput import _matrices, _model  # noqa: E402
-from medslip.sampling import supervision_from_matrix  # noqa: E402
-from medslip.trainer import TrainStep, _LossModule  # noqa: E402
+from benchmarks.gpu.pretrain_throughput import _model, synthetic_step  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,16 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     batch = args.batch_size or (4 if args.tiny else 64)
     torch.manual_seed(0)
     model, size = _model(args.tiny)
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.02, **({"fused": True} if cuda else {}))
-    step = TrainStep(_LossModule(model), opt, device)
-    g = torch.Generator().manual_seed(0)
-    fixed = supervision_from_matrix(torch.from_numpy(_matrices(batch)).long(), 7, g)
-    fixed["images"] = torch.randn(batch, 3, size, size, generator=g)
-    fixed = {k: v.to(device) for k, v in fixed.items()}
-    model.train()
+    step, fixed = synthetic_step(model, size, device, batch)
     for _ in range(5):
         step(fixed)
     if cuda:
