@@ -46,6 +46,17 @@ class Encoder:
     layer4: Callable[[], nn.Module] | None = None
 
 
+@dataclass(frozen=True)
+class ModelEntry:
+    """One row of the model registry (``cxrbench/models/registry.py``): what ``cxrbench models`` prints and
+    how ``cxrbench run --model NAME`` gets an adapter."""
+
+    name: str
+    description: str
+    settings: frozenset[str]  # subset of {"zs", "ground", "ft", "seg"}
+    load: Callable[..., Any]  # (checkpoint: Path | None, **options) -> adapter; ignores unknown options
+
+
 class ModelAdapter(Protocol):
     name: str
     image_size: int

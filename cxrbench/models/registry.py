@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    description: str
-    settings: frozenset[str]
-    load: Callable[..., Any]  # (checkpoint: Path | None, **options) -> adapter; ignore unknown options
+from cxrbench.models.base import ModelEntry
 
 
 def _load_medslip(checkpoint: Path | None = None, description_file: Path | None = None,
