@@ -1,4 +1,4 @@
-"""Baselines for cxrbench: CLIP-style (open_clip), the single-stream MeDKLIP ablation, supervised inits.
+"""Baselines for cxrbench: CLIP-style (open_clip), the single-stream SingleStreamMeDSLIP ablation, supervised inits.
 
 One subpackage per baseline:
 
@@ -6,8 +6,8 @@ One subpackage per baseline:
   with ``cxrbench train clip``; model ``clip``; with a ViT image tower (``--config demo-vit``), model
   ``clip-vit`` (zero-shot and grounding);
 - :mod:`baselines.openclip`: any open_clip model with local weights; model ``open-clip``;
-- :mod:`baselines.medklip`: MeDSLIP's pathology stream alone, trained with ``cxrbench train medklip``;
-  model ``medklip``;
+- :mod:`baselines.single_stream`: MeDSLIP's pathology stream alone, trained with ``cxrbench train medslip-single-stream``;
+  model ``medslip-single-stream``;
 - :mod:`baselines.supervised`: torchvision ResNet-50, random or ImageNet; models ``resnet50-random`` and
   ``resnet50-imagenet`` (fine-tuning and segmentation only).
 
@@ -62,11 +62,11 @@ def _load_clip_vit(checkpoint: Path | None = None, image_size: int | None = None
     return ClipAdapter.from_checkpoint(path, image_size=image_size, name="clip-vit", vit=True)
 
 
-def _load_medklip(checkpoint: Path | None = None, text_encoder: str | None = None,
+def _load_single_stream(checkpoint: Path | None = None, text_encoder: str | None = None,
                   image_size: int | None = None, progress: bool = True, **_: Any):
-    from baselines.medklip.adapter import MedklipAdapter
+    from baselines.single_stream.adapter import SingleStreamAdapter
 
-    return MedklipAdapter.from_checkpoint(checkpoint or _demo_or_train("medklip", "medslip.json", progress=progress),
+    return SingleStreamAdapter.from_checkpoint(checkpoint or _demo_or_train("medslip-single-stream", "medslip.json", progress=progress),
                                           image_size=image_size, text_encoder=text_encoder)
 
 
@@ -101,8 +101,8 @@ def register_models() -> None:
         ModelEntry("open-clip", "any open_clip model with local weights: --checkpoint ARCH:TAG | ARCH:/weights | "
                    "ARCH:random | hf-hub:ORG/REPO | local-dir:/path; zs for every model, ground for RN and ViT "
                    "towers, ft / seg for RN towers", ALL_SETTINGS, _load_open_clip),
-        ModelEntry("medklip", "single-stream ablation (MeDKLIP-style: pathology queries + existence loss), "
-                   "trained by `cxrbench train medklip`", ALL_SETTINGS, _load_medklip),
+        ModelEntry("medslip-single-stream", "single-stream ablation (pathology queries + existence loss), "
+                   "trained by `cxrbench train medslip-single-stream`", ALL_SETTINGS, _load_single_stream),
         ModelEntry("resnet50-random", "randomly initialised torchvision ResNet-50 (supervised baseline)",
                    frozenset({"ft", "seg"}), _load_resnet50_random),
         ModelEntry("resnet50-imagenet", "torchvision ResNet-50 with ImageNet weights from the local torch hub "
@@ -112,14 +112,14 @@ def register_models() -> None:
 
 
 def register_methods() -> None:
-    """Add the trainable baselines to ``cxrbench.methods.METHODS`` (``cxrbench train clip|medklip``)."""
+    """Add the trainable baselines to ``cxrbench.methods.METHODS`` (``cxrbench train clip|medslip-single-stream``)."""
     from cxrbench.methods import register_method  # first: its import may run this function itself
 
     from baselines.clip.method import CLIP
-    from baselines.medklip.method import MEDKLIP
+    from baselines.single_stream.method import SINGLE_STREAM
 
     register_method(CLIP)
-    register_method(MEDKLIP)
+    register_method(SINGLE_STREAM)
 
 
 def register_all() -> None:

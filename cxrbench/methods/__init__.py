@@ -20,7 +20,7 @@ def register_method(method: Method) -> None:
     METHODS[method.name] = method
 
 
-# The trainable baselines (clip, medklip) register here, by one explicit call (see baselines/__init__.py).
+# The trainable baselines (clip, medslip-single-stream) register here, by one explicit call (see baselines/__init__.py).
 from baselines import register_methods as _register_baseline_methods  # noqa: E402
 
 _register_baseline_methods()

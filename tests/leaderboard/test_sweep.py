@@ -33,7 +33,7 @@ def two_models(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_demo_grid_is_shipped_and_loads() -> None:
     assert "demo" in shipped_grids()
     grid = load_grid("demo")
-    assert grid.tasks == "all" and {"medslip", "medklip", "clip"} <= set(grid.models)
+    assert grid.tasks == "all" and {"medslip", "medslip-single-stream", "clip"} <= set(grid.models)
     assert grid.seeds and grid.label_fracs
     assert set(grid.options) <= set(RunOptions.__dataclass_fields__)
     for extra in grid.model_options.values():

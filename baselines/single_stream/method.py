@@ -1,4 +1,4 @@
-"""``cxrbench train medklip``: MeDSLIP's training method with the single-stream model.
+"""``cxrbench train medslip-single-stream``: MeDSLIP's training method with the single-stream model.
 
 Everything but the model is :class:`cxrbench.methods.medslip.MedslipMethod`'s (data, books, loop,
 checkpoint format); the subclass that swaps the model is made when training starts, so importing this
@@ -20,20 +20,20 @@ def _single_stream_method_class() -> type:
     @dataclass(frozen=True)
     class SingleStreamMethod(MedslipMethod):
         def build_model(self, config: dict[str, Any], encoder):
-            from baselines.medklip.model import MeDKLIP
+            from baselines.single_stream.model import SingleStreamMeDSLIP
 
             model, p_texts, a_texts = super().build_model(config, encoder)
-            return MeDKLIP(model.config, model.pathology_book, model.anatomy_book), p_texts, a_texts
+            return SingleStreamMeDSLIP(model.config, model.pathology_book, model.anatomy_book), p_texts, a_texts
 
     return SingleStreamMethod
 
 
 @dataclass(frozen=True)
-class MedklipMethod:
-    """Same data, books, loop and checkpoint format as ``medslip``; the model is :class:`MeDKLIP`."""
+class SingleStreamMethodEntry:
+    """Same data, books, loop and checkpoint format as ``medslip``; the model is :class:`SingleStreamMeDSLIP`."""
 
-    name: str = "medklip"
-    description: str = ("MeDKLIP-style single-stream ablation: pathology queries + existence loss "
+    name: str = "medslip-single-stream"
+    description: str = ("single-stream ablation: pathology queries + existence loss "
                         "(no anatomy stream, no ProtoCL, no interaction loss)")
 
     def train(self, config: dict[str, Any], run_dir: Path, *, data_root=None, resume: bool = False,
@@ -42,6 +42,6 @@ class MedklipMethod:
         return method.train(config, run_dir, data_root=data_root, resume=resume, device=device, progress=progress)
 
 
-MEDKLIP = MedklipMethod()
+SINGLE_STREAM = SingleStreamMethodEntry()
 
-__all__ = ["MEDKLIP", "MedklipMethod"]
+__all__ = ["SINGLE_STREAM", "SingleStreamMethodEntry"]

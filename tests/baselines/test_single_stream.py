@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from baselines.medklip.checkpoint import is_medklip_checkpoint, load_medklip_checkpoint
-from baselines.medklip.model import MeDKLIP
+from baselines.single_stream.checkpoint import is_single_stream_checkpoint, load_single_stream_checkpoint
+from baselines.single_stream.model import SingleStreamMeDSLIP
 from medslip import MeDSLIP, MeDSLIPConfig
 from medslip.books import anatomy_texts, encode_books, pathology_texts
 from medslip.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
@@ -22,7 +22,7 @@ TINY = dict(backbone="resnet18", d_model=32, num_layers=2, num_heads=2, dim_feed
 @pytest.mark.parametrize("config", [TINY, {}], ids=["tiny", "released"])
 def test_parameters_are_a_named_subset_of_medslips(config):
     dual = MeDSLIP(MeDSLIPConfig(**config)).state_dict()
-    single = MeDKLIP(MeDSLIPConfig(**config)).state_dict()
+    single = SingleStreamMeDSLIP(MeDSLIPConfig(**config)).state_dict()
     assert set(single) < set(dual)
     assert all(single[k].shape == dual[k].shape for k in single)
     dropped = {k.split(".")[0] for k in set(dual) - set(single)}
@@ -35,7 +35,7 @@ def test_same_seed_gives_the_same_initial_shared_parameters():
     torch.manual_seed(0)
     dual = MeDSLIP(MeDSLIPConfig(**TINY)).state_dict()
     torch.manual_seed(0)
-    single = MeDKLIP(MeDSLIPConfig(**TINY)).state_dict()
+    single = SingleStreamMeDSLIP(MeDSLIPConfig(**TINY)).state_dict()
     assert all(torch.equal(single[k], dual[k]) for k in single)
 
 
@@ -46,7 +46,7 @@ def _books():
 
 def test_forward_and_existence_loss_only():
     torch.manual_seed(0)
-    model = MeDKLIP(MeDSLIPConfig(**TINY), *_books())
+    model = SingleStreamMeDSLIP(MeDSLIPConfig(**TINY), *_books())
     images = torch.randn(2, 3, 64, 64)
     matrix = torch.randint(-1, 2, (2, 51, 75))
     out = model(images)
@@ -60,17 +60,17 @@ def test_forward_and_existence_loss_only():
 
 def test_checkpoint_round_trip_and_is_refused_by_the_dual_stream_loader(tmp_path):
     torch.manual_seed(0)
-    model = MeDKLIP(MeDSLIPConfig(**TINY), *_books()).eval()
+    model = SingleStreamMeDSLIP(MeDSLIPConfig(**TINY), *_books()).eval()
     path = save_checkpoint(model, tmp_path / "ckpt", pathology_texts(), anatomy_texts(), text_encoder="tiny-random")
-    assert is_medklip_checkpoint(path)
-    again = load_medklip_checkpoint(path).eval()
+    assert is_single_stream_checkpoint(path)
+    again = load_single_stream_checkpoint(path).eval()
     x = torch.randn(1, 3, 64, 64)
     assert torch.allclose(model(x)["logits_pathology"], again(x)["logits_pathology"])
     with pytest.raises(CheckpointMismatch):
         load_checkpoint(path)
 
 
-def test_train_medklip_then_run_its_tasks(tmp_path, small_roots):
+def test_train_single_stream_then_run_its_tasks(tmp_path, small_roots):
     from cxrbench.results import validate_record
     from cxrbench.run import run
     from cxrbench.train import train_method
@@ -78,13 +78,13 @@ def test_train_medklip_then_run_its_tasks(tmp_path, small_roots):
     overrides = ["model.backbone=resnet18", "model.d_model=32", "model.num_layers=1", "model.num_heads=2",
                  "model.dim_feedforward=64", "text_encoder=tiny-random", "data.image_size=64", "train.epochs=1",
                  "train.batch_size=8", "train.log_every=1"]
-    final = train_method("medklip", "demo", overrides, data_root=small_roots["medslip-pretrain"],
+    final = train_method("medslip-single-stream", "demo", overrides, data_root=small_roots["medslip-pretrain"],
                          out=tmp_path / "run", progress=False)
     meta = json.loads((final / "medslip.json").read_text())
-    assert meta["extra"]["method"] == "medklip" and meta["config"]["extra"]["architecture"] == "medklip"
+    assert meta["extra"]["method"] == "medslip-single-stream" and meta["config"]["extra"]["architecture"] == "single-stream"
     for task, frac in (("nih-zs", None), ("nih-ground", None), ("siim-ft", 0.5)):
         root = small_roots["siim-acr" if task.startswith("siim") else "nih-cxr14"]
-        path = run("medklip", task, [frac], [0], run_options(tmp_path, root, checkpoint=final))[0]
+        path = run("medslip-single-stream", task, [frac], [0], run_options(tmp_path, root, checkpoint=final))[0]
         record = json.loads(path.read_text())
         validate_record(record)
-        assert record["model"]["name"] == "medklip" and record["model"]["checkpoint_sha256"]
+        assert record["model"]["name"] == "medslip-single-stream" and record["model"]["checkpoint_sha256"]

@@ -1,6 +1,6 @@
-"""MeDKLIP-style single-stream model: MeDSLIP's pathology stream only.
+"""SingleStreamMeDSLIP-style single-stream model: MeDSLIP's pathology stream only.
 
-:class:`MeDKLIP` is built by :class:`medslip.MeDSLIP` itself (same creation order, same
+:class:`SingleStreamMeDSLIP` is built by :class:`medslip.MeDSLIP` itself (same creation order, same
 initialisation, hence, for one seed, the same initial values of the shared parameters) and then
 drops everything that belongs to the anatomy stream or to the losses it does not use:
 
@@ -12,7 +12,7 @@ drops everything that belongs to the anatomy stream or to the losses it does not
   ``cl_fc_pathology`` / ``cl_fc_anatomy``.
 
 Every parameter name is therefore a MeDSLIP parameter name with the same shape, so the two models
-are directly comparable (and a MeDKLIP state dict loads into MeDSLIP with ``strict=False``). The only
+are directly comparable (and a SingleStreamMeDSLIP state dict loads into MeDSLIP with ``strict=False``). The only
 training signal is the existence (present / absent) cross-entropy of the pathology queries.
 """
 
@@ -30,7 +30,7 @@ from medslip.model import MeDSLIP
 from medslip.sampling import existence_labels
 
 #: The value of ``config.extra["architecture"]`` that marks a single-stream model.
-ARCHITECTURE = "medklip"
+ARCHITECTURE = "single-stream"
 
 #: MeDSLIP modules that the single-stream model does not have.
 DROPPED_MODULES = (
@@ -46,7 +46,7 @@ DROPPED_MODULES = (
 
 
 def single_stream_config(config: MeDSLIPConfig | None = None, **overrides: Any) -> MeDSLIPConfig:
-    """A :class:`MeDSLIPConfig` marked as single-stream (``extra["architecture"] = "medklip"``)."""
+    """A :class:`MeDSLIPConfig` marked as single-stream (``extra["architecture"] = "single-stream"``)."""
     base = config.to_dict() if config is not None else {}
     base.update(overrides)
     extra = dict(base.get("extra") or {})
@@ -55,7 +55,7 @@ def single_stream_config(config: MeDSLIPConfig | None = None, **overrides: Any) 
     return MeDSLIPConfig.from_dict(base)
 
 
-class MeDKLIP(MeDSLIP):
+class SingleStreamMeDSLIP(MeDSLIP):
     """The single-stream predecessor: pathology queries over image patches, existence loss only.
 
     Args:
@@ -105,4 +105,4 @@ class MeDKLIP(MeDSLIP):
         return {"loss": loss, "loss_ce_pathology": loss}
 
 
-__all__ = ["ARCHITECTURE", "DROPPED_MODULES", "MeDKLIP", "single_stream_config"]
+__all__ = ["ARCHITECTURE", "DROPPED_MODULES", "SingleStreamMeDSLIP", "single_stream_config"]
