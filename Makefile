@@ -25,9 +25,11 @@ fixture-check: venv
 	$(BIN)/python -m medslip.reference ../shared/fixtures/medslip_official_small_seed0.safetensors
 
 test: venv
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-all: venv
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m ""
 
 leaderboard: venv

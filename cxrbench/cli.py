@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cxrbench.methods import METHODS
+
 app = typer.Typer(
     name="cxrbench",
     help="Benchmark harness for chest X-ray vision-language pre-training (MeDSLIP and baselines).",
@@ -56,7 +58,7 @@ def version() -> None:
 
 @app.command("train")
 def train_cmd(
-    method: str = typer.Argument(..., help="method to pre-train (see `cxrbench train --list`): medslip, ..."),
+    method: str = typer.Argument(..., help=f"method to pre-train: {', '.join(METHODS)}"),
     config: str = typer.Option("demo", "--config", "-c",
                                help="shipped config name (demo, paper) or a YAML file"),
     set_: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set train.epochs=2"),

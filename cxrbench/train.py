@@ -30,6 +30,25 @@ def demo_checkpoint(method: str) -> Path:
     return demo_run_dir(method) / "final"
 
 
+def demo_or_train(method: str, marker: str, config: str = "demo", run_name: str | None = None,
+                  progress: bool = True) -> Path:
+    """The demo checkpoint of ``method`` (trained with ``config``, kept as the demo run ``run_name``),
+    training it first, with a message, when it is absent. ``marker`` is the file that a finished
+    checkpoint folder of that method holds. Every adapter that falls back to a demo checkpoint uses this."""
+    from rich.console import Console
+
+    name = run_name or method
+    checkpoint = demo_checkpoint(name)
+    if not (checkpoint / marker).exists():
+        command = f"cxrbench train {method}" + ("" if config == "demo" else f" --config {config}")
+        Console(stderr=True).print(
+            f"[yellow]No {name} checkpoint given and no demo checkpoint yet: training the {config} config first "
+            f"(`{command}`, a few minutes on CPU)...[/]")
+        checkpoint = train_method(method, config, out=None if config == "demo" else demo_run_dir(name),
+                                  progress=progress)
+    return checkpoint
+
+
 # ------------------------------------------------------------------------- under torchrun
 # Preparing a run (text encoder, books, corpus, image cache) can take long on real data; the ranks that wait
 # for rank 0 do so on a CPU (gloo) group with a long timeout instead of the default group's 30 minutes.

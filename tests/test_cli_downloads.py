@@ -107,7 +107,7 @@ def test_flag_lets_the_imagenet_loader_download(where, fake_imagenet_download, r
 
 
 def test_without_the_flag_nothing_is_downloaded(fake_imagenet_download, run_loads_the_model):
-    from baselines.supervised.adapter import WeightsUnavailable
+    from cxrbench.models.supervised import WeightsUnavailable
 
     result = CliRunner().invoke(app, ["run", "--model", "resnet50-imagenet", "--task", "siim-seg", "--no-progress"])
     assert isinstance(result.exception, WeightsUnavailable) and "--allow-download" in str(result.exception)
@@ -149,7 +149,7 @@ def test_train_and_sweep_flags_reach_the_text_encoder_loader(monkeypatch):
 
 def test_hub_loaders_make_no_request_without_permission(no_network, tmp_path):
     from baselines.clip.model import TextTowerUnavailable, resolve_text_tower
-    from baselines.openclip.adapter import OpenClipAdapter, OpenClipWeightsUnavailable
+    from cxrbench.models.open_clip import OpenClipAdapter, OpenClipWeightsUnavailable
     from medslip.text import TextEncoderUnavailable, load_text_encoder
 
     missing = "cxrbench-tests/no-such-model"

@@ -1,5 +1,6 @@
-"""CLIP/ConVIRT-style baseline built from open_clip parts (timm ResNet image tower, HF text tower)."""
+"""CLIP/ConVIRT-style baseline built from open_clip parts (timm ResNet or open_clip ViT image tower, HF text tower).
 
-from baselines.clip.model import ClipConfig, ClipModel
-
-__all__ = ["ClipConfig", "ClipModel"]
+Modules: :mod:`~baselines.clip.model` (the model, tokenisation), :mod:`~baselines.clip.checkpoint` (its folder
+format), :mod:`~baselines.clip.data` (image-report pairs), :mod:`~baselines.clip.prompts` (prompt-set scoring).
+Nothing is imported eagerly, so the light modules load without open_clip.
+"""

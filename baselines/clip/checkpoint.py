@@ -6,7 +6,7 @@
 - ``clip.json``: format, :class:`ClipConfig`, text-tower identity, and free-form ``extra`` (training
   config, data fingerprint). Written last: a folder without it is an unfinished checkpoint.
 
-Both files are written atomically (:mod:`medslip.atomic`). Nothing here imports :mod:`cxrbench`.
+Both files are written atomically (:mod:`medslip.atomic`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from baselines.clip.model import ClipConfig, ClipModel, load_tokenizer
 from medslip.atomic import atomic_path, write_text_atomic
 
-FORMAT = "cxrbench-clip/1"
+FORMAT = "clip-baseline/1"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "clip.json"
 TEXT_DIR = "text"
@@ -56,7 +56,7 @@ def read_clip_meta(path: str | Path) -> dict[str, Any]:
     file = folder / CONFIG_FILE
     if not file.exists():
         raise FileNotFoundError(f"{folder}: no {CONFIG_FILE}; not a (finished) CLIP checkpoint folder "
-                                "(train one with `cxrbench train clip`)")
+                                "(the harness trains one: `train clip`)")
     meta = json.loads(file.read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT:
         raise ValueError(f"{folder}: unknown checkpoint format {meta.get('format')!r} (expected {FORMAT})")

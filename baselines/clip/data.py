@@ -2,7 +2,7 @@
 
 The report text of a study is its FINDINGS + IMPRESSION (:func:`medslip.triplets.sections`), as
 in MeDSLIP's triplet extraction; a study whose report has neither section keeps the rest of the
-report minus INDICATION / HISTORY / COMPARISON / TECHNIQUE. Nothing here imports :mod:`cxrbench`.
+report minus INDICATION / HISTORY / COMPARISON / TECHNIQUE.
 """
 
 from __future__ import annotations

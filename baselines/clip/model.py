@@ -9,8 +9,6 @@
 - text tower: open_clip's ``HFTextEncoder`` on a local Hugging Face BERT-like folder (the packaged
   all-MiniLM-L6-v2 by default; a tiny random BERT when that is absent), mean pooling + projection;
 - loss: open_clip's symmetric InfoNCE ``ClipLoss`` with a learned temperature (clamped at 100).
-
-Nothing here imports :mod:`cxrbench`.
 """
 
 from __future__ import annotations

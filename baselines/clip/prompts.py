@@ -7,29 +7,20 @@ scaled cosine similarities, taken at the positive one:
 
     p = softmax(scale * [cos(img, pos), cos(img, neg)])[0]
 
-which is the CheXzero / MedCLIP-style positive-vs-negative protocol. A class without prompts gets
-``"<label>."`` / ``"No <label>."`` (its free-text description, when it has one, joins the positives).
+which is the CheXzero / MedCLIP-style positive-vs-negative protocol. A class is given as its prompt
+sets: a pair (positive prompts, negative prompts) of strings.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+#: One class as its prompt sets: (positive prompts, negative prompts).
+PromptSets = tuple[Sequence[str], Sequence[str]]
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-from cxrbench.models.base import ClassSpec
-
-
-def prompt_sets(spec: ClassSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(positive prompts, negative prompts) of one class, with defaults when the spec has none."""
-    words = spec.label.replace("_", " ")
-    positive = tuple(spec.positive_prompts) or (f"{words}.",)
-    if not spec.positive_prompts and spec.description:
-        positive = positive + (spec.description,)
-    negative = tuple(spec.negative_prompts) or (f"No {words.lower()}.",)
-    return positive, negative
 
 
 def ensemble(embed_texts: Callable[[list[str]], Tensor], prompts: Sequence[str]) -> Tensor:
@@ -49,11 +40,11 @@ class PromptClassifier:
         self.embed_texts = embed_texts
         self._cache: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[Tensor, Tensor]] = {}
 
-    def class_embeddings(self, classes: list[ClassSpec]) -> tuple[Tensor, Tensor]:
+    def class_embeddings(self, classes: Sequence[PromptSets]) -> tuple[Tensor, Tensor]:
         """(positive C x D, negative C x D) normalised class embeddings."""
         pos, neg = [], []
-        for spec in classes:
-            key = prompt_sets(spec)
+        for positive, negative in classes:
+            key = (tuple(positive), tuple(negative))
             if key not in self._cache:
                 with torch.no_grad():
                     self._cache[key] = (ensemble(self.embed_texts, key[0]), ensemble(self.embed_texts, key[1]))
@@ -61,7 +52,7 @@ class PromptClassifier:
             neg.append(self._cache[key][1])
         return torch.stack(pos), torch.stack(neg)
 
-    def probabilities(self, image_embeddings: Tensor, classes: list[ClassSpec], scale: float | Tensor) -> Tensor:
+    def probabilities(self, image_embeddings: Tensor, classes: Sequence[PromptSets], scale: float | Tensor) -> Tensor:
         """Image embeddings (B x D) -> B x C probabilities (positive vs negative prompt set)."""
         pos, neg = self.class_embeddings(classes)
         img = F.normalize(image_embeddings.float(), dim=-1)
@@ -69,11 +60,11 @@ class PromptClassifier:
         logits = torch.stack([img @ pos.T, img @ neg.T], dim=-1) * float(scale)  # B x C x 2
         return logits.softmax(-1)[..., 0]
 
-    def similarity_maps(self, patch_embeddings: Tensor, classes: list[ClassSpec]) -> Tensor:
+    def similarity_maps(self, patch_embeddings: Tensor, classes: Sequence[PromptSets]) -> Tensor:
         """Patch embeddings (B x h x w x D) -> B x C x h x w cosine with each class's positive embedding."""
         pos, _ = self.class_embeddings(classes)
         patches = F.normalize(patch_embeddings.float(), dim=-1)
         return torch.einsum("bhwd,cd->bchw", patches, pos.to(patches.device))
 
 
-__all__ = ["PromptClassifier", "ensemble", "prompt_sets"]
+__all__ = ["PromptClassifier", "PromptSets", "ensemble"]

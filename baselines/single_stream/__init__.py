@@ -1,5 +1,4 @@
-"""single-stream ablation of MeDSLIP (pathology stream only)."""
+"""Our single-stream ablation of MeDSLIP (the pathology stream only; not the published MedKLIP).
 
-from baselines.single_stream.model import SingleStreamMeDSLIP, single_stream_config
-
-__all__ = ["SingleStreamMeDSLIP", "single_stream_config"]
+Modules: :mod:`~baselines.single_stream.model` (the model), :mod:`~baselines.single_stream.checkpoint`.
+"""

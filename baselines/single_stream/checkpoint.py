@@ -33,7 +33,7 @@ def load_single_stream_checkpoint(path: str | Path, map_location: str | torch.de
         folder = folder.parent
     if not (folder / CONFIG_FILE).exists():
         raise FileNotFoundError(f"{folder}: no {CONFIG_FILE}; not a checkpoint folder (train one with "
-                                "`cxrbench train medslip-single-stream`)")
+                                "the harness trains one: `train medslip-single-stream`)")
     meta = read_checkpoint_meta(folder)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{folder}: unknown checkpoint format {meta.get('format')!r} (expected {FORMAT})")

@@ -1,11 +1,17 @@
-"""Pre-training methods, registered by name in an explicit dictionary."""
+"""Pre-training methods (``cxrbench train NAME``): one module per method, listed explicitly below.
+
+A method (:class:`cxrbench.methods.base.Method`) trains from a config into a run folder and returns the final
+checkpoint folder; its model code lives in :mod:`medslip` or :mod:`baselines`.
+"""
 
 from __future__ import annotations
 
 from cxrbench.methods.base import Method
+from cxrbench.methods.clip import CLIP
 from cxrbench.methods.medslip import MEDSLIP
+from cxrbench.methods.medslip_single_stream import SINGLE_STREAM
 
-METHODS: dict[str, Method] = {MEDSLIP.name: MEDSLIP}
+METHODS: dict[str, Method] = {method.name: method for method in (MEDSLIP, SINGLE_STREAM, CLIP)}
 
 
 def get_method(name: str) -> Method:
@@ -15,12 +21,4 @@ def get_method(name: str) -> Method:
         raise KeyError(f"unknown method {name!r}; registered: {', '.join(sorted(METHODS))}") from None
 
 
-def register_method(method: Method) -> None:
-    """Add a method (baselines call this from their package)."""
-    METHODS[method.name] = method
-
-
-# The trainable baselines (clip, medslip-single-stream) register here, by one explicit call (see baselines/__init__.py).
-from baselines import register_methods as _register_baseline_methods  # noqa: E402
-
-_register_baseline_methods()
+__all__ = ["METHODS", "Method", "get_method"]

@@ -1,4 +1,24 @@
-"""The model-adapter contract: what the harness needs from any model it evaluates."""
+"""The model-adapter contract: what the harness needs from any model it evaluates.
+
+Every adapter (one module per model family in :mod:`cxrbench.models`, listed in
+:mod:`cxrbench.models.registry`) speaks this contract, and only this module defines it:
+
+- :class:`ClassSpec`: one evaluated class (dataset label, vocabulary query or free-text description,
+  prompt sets);
+- :class:`ModelAdapter` (a protocol): ``zero_shot(images B x 3 x S x S, classes) -> B x C`` probabilities,
+  ``ground(images, classes) -> B x C x h x w`` maps on the model's patch grid (higher = more likely
+  there), ``encoder() -> Encoder`` for fine-tuning and segmentation, ``describe() -> dict`` (identity for
+  the record: name, checkpoint and its sha256, config, which weights), ``image_size`` and ``settings``
+  (a subset of ``{"zs", "ground", "ft", "seg"}``);
+- :class:`Encoder`: the exported image backbone, feature maps at strides 2, 4, 8, 16 (and 32);
+- :class:`UnsupportedSetting`: raised by an adapter asked for a setting its architecture cannot serve;
+- :class:`ModelEntry`: a registry row (name, description, settings, loader);
+- the download permission: :func:`downloads_allowed` / :data:`HOW_TO_ALLOW` (defined in
+  :mod:`cxrbench.downloads`, re-exported here): a loader reaches the network only when it says yes.
+
+Images reach an adapter already resized to ``image_size`` and normalised with ImageNet mean / std (3
+channels); an adapter whose model was trained with other preprocessing converts them itself.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +29,8 @@ from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor, nn
+
+from cxrbench.downloads import ALLOW_DOWNLOAD_ENV, HOW_TO_ALLOW, downloads_allowed
 
 
 @dataclass(frozen=True)
@@ -25,6 +47,16 @@ class ClassSpec:
     description: str | None = None
     positive_prompts: tuple[str, ...] = ()
     negative_prompts: tuple[str, ...] = ()
+
+    def prompt_sets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(positive prompts, negative prompts) for prompt-based models, with defaults where the spec has
+        none: ``"<label>."`` (plus the free-text description, when there is one) / ``"No <label>."``."""
+        words = self.label.replace("_", " ")
+        positive = tuple(self.positive_prompts) or (f"{words}.",)
+        if not self.positive_prompts and self.description:
+            positive = positive + (self.description,)
+        negative = tuple(self.negative_prompts) or (f"No {words.lower()}.",)
+        return positive, negative
 
 
 @dataclass
@@ -131,3 +163,7 @@ class UnsupportedSetting(RuntimeError):
 
     def __str__(self) -> str:
         return f"model {self.model!r} does not support the {self.setting!r} setting. {self.reason}".strip()
+
+
+__all__ = ["ALLOW_DOWNLOAD_ENV", "HOW_TO_ALLOW", "ClassSpec", "Encoder", "ModelAdapter", "ModelEntry", "ResNetTrunk",
+           "UnsupportedSetting", "downloads_allowed", "file_sha256", "resnet_channels"]

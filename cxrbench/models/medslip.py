@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cxrbench.downloads import downloads_allowed
-from cxrbench.models.base import ClassSpec, Encoder, ResNetTrunk, file_sha256, resnet_channels
+from cxrbench.models.base import (ClassSpec, Encoder, ModelEntry, ResNetTrunk, downloads_allowed, file_sha256,
+                                  resnet_channels)
 from medslip.model import MeDSLIP
 from medslip.vocab import observation_index
 
@@ -138,4 +138,17 @@ class MedslipAdapter:
                 "image_size": self.image_size, "text_encoder": self.text_encoder_name, **self.extra}
 
 
-__all__ = ["MedslipAdapter"]
+def load(checkpoint: Path | None = None, description_file: Path | None = None, text_encoder: str | None = None,
+         image_size: int | None = None, progress: bool = True, **_: Any) -> MedslipAdapter:
+    """The adapter of ``checkpoint``, or of the demo checkpoint (trained first when absent)."""
+    from cxrbench.train import demo_or_train
+
+    path = checkpoint or demo_or_train("medslip", "medslip.json", progress=progress)
+    return MedslipAdapter.from_checkpoint(path, image_size=image_size, description_file=description_file,
+                                          text_encoder=text_encoder)
+
+
+ENTRY = ModelEntry("medslip", "MeDSLIP (ours or the published .pth with its description file)",
+                   frozenset({"zs", "ground", "ft", "seg"}), load)
+
+__all__ = ["ENTRY", "MedslipAdapter", "load"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from baselines.clip.adapter import ClipAdapter, torchvision_resnet_from_timm
+from cxrbench.models.clip import ClipAdapter, torchvision_resnet_from_timm
 from baselines.clip.checkpoint import load_clip_checkpoint, save_clip_checkpoint
 from baselines.clip.model import ClipConfig, ClipModel, load_tokenizer, resolve_text_tower, tokenize
 from cxrbench.models.base import ClassSpec
@@ -182,7 +182,7 @@ def test_cxrbench_train_clip_with_a_vit_tower_then_zero_shot(tmp_path, small_roo
         validate_record(record)
         assert record["model"]["name"] == "clip-vit" and "ViT width 64" in record["model"]["architecture"]
     # the ResNet model name refuses nothing, the ViT name refuses a ResNet checkpoint
-    from baselines.clip.adapter import ClipAdapter
+    from cxrbench.models.clip import ClipAdapter
 
     resnet = train_method("clip", "demo", TINY_OVERRIDES + ["train.epochs=1"], data_root=small_roots["medslip-pretrain"],
                           out=tmp_path / "resnet", progress=False)
@@ -192,9 +192,9 @@ def test_cxrbench_train_clip_with_a_vit_tower_then_zero_shot(tmp_path, small_roo
 
 def test_implicit_demo_training_follows_the_progress_option(tmp_path, monkeypatch):
     """`cxrbench run --no-progress` with no demo checkpoint yet: the demo training shows no bar either."""
-    import baselines
     import cxrbench.train
-    from baselines.clip.adapter import ClipAdapter
+    from cxrbench.models import clip
+    from cxrbench.models.clip import ClipAdapter
 
     monkeypatch.setenv("CXRBENCH_CACHE", str(tmp_path / "cache"))
     calls = []
@@ -202,6 +202,6 @@ def test_implicit_demo_training_follows_the_progress_option(tmp_path, monkeypatc
                         lambda method, config, out=None, progress=True: calls.append((method, config, progress))
                         or tmp_path / "ckpt")
     monkeypatch.setattr(ClipAdapter, "from_checkpoint", classmethod(lambda cls, path, **kw: (path, kw)))
-    baselines._load_clip(progress=False)
-    baselines._load_clip_vit(progress=False)
+    clip.load(progress=False)
+    clip.load_vit(progress=False)
     assert calls == [("clip", "demo", False), ("clip", "demo-vit", False)]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.openclip.adapter import OpenClipWeightsUnavailable, parse_spec, resolve_pretrained
+from cxrbench.models.open_clip import OpenClipWeightsUnavailable, parse_spec, resolve_pretrained
 from cxrbench.models.base import ClassSpec, UnsupportedSetting
 
 from .conftest import run_options
@@ -61,14 +61,14 @@ CLASSES = [ClassSpec("Effusion", positive_prompts=("There is a pleural effusion.
 
 @pytest.fixture(scope="module")
 def rn50():
-    from baselines.openclip.adapter import load_open_clip
+    from cxrbench.models.open_clip import load_open_clip
 
     return load_open_clip("RN50:random", image_size=SIZE)
 
 
 @pytest.fixture(scope="module")
 def vit():
-    from baselines.openclip.adapter import load_open_clip
+    from cxrbench.models.open_clip import load_open_clip
 
     return load_open_clip("ViT-B-16:random", image_size=SIZE)
 
@@ -88,7 +88,7 @@ def _minmax(maps: torch.Tensor) -> torch.Tensor:
 
 
 def test_settings_follow_the_image_tower(rn50, vit):
-    from baselines.openclip.adapter import tower_kind, unsupported_reasons
+    from cxrbench.models.open_clip import tower_kind, unsupported_reasons
 
     assert rn50.tower == "modified-resnet" and rn50.settings == {"zs", "ground", "ft", "seg"}
     assert vit.tower == "vit" and vit.settings == {"zs", "ground"}
@@ -103,7 +103,7 @@ def test_settings_follow_the_image_tower(rn50, vit):
 
 
 def test_random_weights_are_the_same_for_every_load(rn50):
-    from baselines.openclip.adapter import load_open_clip
+    from cxrbench.models.open_clip import load_open_clip
 
     again = load_open_clip("RN50:random", image_size=SIZE)
     assert torch.equal(again.model.visual.conv1.weight, rn50.model.visual.conv1.weight)
@@ -120,7 +120,7 @@ def test_ground_maps_have_the_patch_grid_and_respond_to_image_and_class(tower, g
     # different prompt sets -> different maps
     assert not torch.allclose(maps[:, 0], maps[:, 1])
     # the map is cos(patch, positive) - cos(patch, negative)
-    pos, neg = adapter.prompts.class_embeddings(CLASSES[:1])
+    pos, neg = adapter.prompts.class_embeddings([c.prompt_sets() for c in CLASSES[:1]])
     patches = torch.nn.functional.normalize(adapter.patch_embeddings(_two_images()), dim=-1)
     expected = patches @ pos[0] - patches @ neg[0]
     assert torch.allclose(maps[:, 0], expected, atol=1e-5)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from baselines.supervised.adapter import (SupervisedResNetAdapter, WeightsUnavailable, imagenet_weights_file,
+from cxrbench.models.supervised import (SupervisedResNetAdapter, WeightsUnavailable, imagenet_weights_file,
                                           load_imagenet)
 from cxrbench.models.base import ClassSpec, UnsupportedSetting
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from baselines.single_stream.checkpoint import load_single_stream_checkpoint
+from cxrbench.models.base import ModelEntry
 from cxrbench.models.medslip import MedslipAdapter
 from medslip.checkpoint import read_checkpoint_meta
 
@@ -35,4 +36,17 @@ class SingleStreamAdapter(MedslipAdapter):
         return {**super().describe(), "architecture": "medslip-single-stream (single-stream: pathology queries, existence loss)"}
 
 
-__all__ = ["SingleStreamAdapter"]
+def load(checkpoint: Path | None = None, text_encoder: str | None = None, image_size: int | None = None,
+         progress: bool = True, **_: Any) -> SingleStreamAdapter:
+    """The adapter of ``checkpoint``, or of the demo checkpoint (trained first when absent)."""
+    from cxrbench.train import demo_or_train
+
+    path = checkpoint or demo_or_train("medslip-single-stream", "medslip.json", progress=progress)
+    return SingleStreamAdapter.from_checkpoint(path, image_size=image_size, text_encoder=text_encoder)
+
+
+ENTRY = ModelEntry("medslip-single-stream", "our single-stream ablation of MeDSLIP (pathology queries + existence "
+                   "loss only), trained by `cxrbench train medslip-single-stream`; not the published MedKLIP",
+                   frozenset({"zs", "ground", "ft", "seg"}), load)
+
+__all__ = ["ENTRY", "SingleStreamAdapter", "load"]

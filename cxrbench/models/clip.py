@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
-from baselines.clip.checkpoint import load_clip_checkpoint
-from baselines.clip.model import ClipModel, tokenize
 from baselines.clip.prompts import PromptClassifier
-from cxrbench.models.base import ClassSpec, Encoder, ResNetTrunk, UnsupportedSetting, file_sha256, resnet_channels
+from cxrbench.models.base import (ClassSpec, Encoder, ModelEntry, ResNetTrunk, UnsupportedSetting, file_sha256,
+                                  resnet_channels)
 
 
 def torchvision_resnet_from_timm(trunk: nn.Module, arch: str) -> nn.Module:
     """A torchvision ``arch`` holding the weights of a timm ResNet trunk (only ``fc`` stays random)."""
+    import torchvision
+
     resnet = getattr(torchvision.models, arch)(weights=None)
     result = resnet.load_state_dict(trunk.state_dict(), strict=False)
     missing = set(result.missing_keys) - {"fc.weight", "fc.bias"}
@@ -40,7 +40,7 @@ class ClipAdapter:
     name = "clip"
     settings = frozenset({"zs", "ground", "ft", "seg"})
 
-    def __init__(self, model: ClipModel, tokenizer, checkpoint: str | Path | None = None,
+    def __init__(self, model, tokenizer, checkpoint: str | Path | None = None,
                  meta: dict[str, Any] | None = None, image_size: int | None = None, name: str | None = None) -> None:
         if name is not None:
             self.name = name  # the registry name records carry (``clip-vit`` for the ViT demo)
@@ -62,6 +62,8 @@ class ClipAdapter:
                         vit: bool | None = None) -> "ClipAdapter":
         """A checkpoint folder; ``image_size`` overrides the trained size for evaluation; ``vit`` (when
         given) requires a ViT (True) or ResNet (False) image tower."""
+        from baselines.clip.checkpoint import load_clip_checkpoint
+
         model, tokenizer, meta = load_clip_checkpoint(path)
         if vit is not None and model.config.is_vit != vit:
             has = "a ViT" if model.config.is_vit else f"a {model.config.vision}"
@@ -78,6 +80,8 @@ class ClipAdapter:
         return next(self.model.parameters()).device
 
     def _embed_texts(self, texts: list[str]) -> Tensor:
+        from baselines.clip.model import tokenize
+
         ids = tokenize(self.tokenizer, texts, self.model.config.context_length).to(self.device)
         return self.model.encode_text(ids)
 
@@ -85,13 +89,13 @@ class ClipAdapter:
     def zero_shot(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:
         """Normalised images (B x 3 x S x S) -> B x C probabilities."""
         emb = self.model.encode_image(images.to(self.device))
-        return self.prompts.probabilities(emb, classes, self.model.logit_scale()).cpu()
+        return self.prompts.probabilities(emb, [c.prompt_sets() for c in classes], self.model.logit_scale()).cpu()
 
     @torch.no_grad()
     def ground(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:
         """Images -> B x C x h x w patch-text similarity maps (h = w = S / 32, or S / patch for a ViT)."""
         patches = self.model.patch_embeddings(images.to(self.device))
-        return self.prompts.similarity_maps(patches, classes).cpu()
+        return self.prompts.similarity_maps(patches, [c.prompt_sets() for c in classes]).cpu()
 
     def encoder(self) -> Encoder:
         arch = self.model.config.vision
@@ -122,4 +126,31 @@ class ClipAdapter:
                 "grounding": "cosine(projected last feature map, positive class embedding)"}
 
 
-__all__ = ["ClipAdapter", "torchvision_resnet_from_timm"]
+def load(checkpoint: Path | None = None, image_size: int | None = None, progress: bool = True,
+         **_: Any) -> ClipAdapter:
+    """``checkpoint`` (a ResNet-tower CLIP folder), or the demo checkpoint (trained first when absent)."""
+    from baselines.clip.checkpoint import CONFIG_FILE
+    from cxrbench.train import demo_or_train
+
+    return ClipAdapter.from_checkpoint(checkpoint or demo_or_train("clip", CONFIG_FILE, progress=progress),
+                                       image_size=image_size)
+
+
+def load_vit(checkpoint: Path | None = None, image_size: int | None = None, progress: bool = True,
+             **_: Any) -> ClipAdapter:
+    """``checkpoint`` (a ViT-tower CLIP folder), or the ViT demo checkpoint (trained first when absent)."""
+    from baselines.clip.checkpoint import CONFIG_FILE
+    from cxrbench.train import demo_or_train
+
+    path = checkpoint or demo_or_train("clip", CONFIG_FILE, config="demo-vit", run_name="clip-vit",
+                                       progress=progress)
+    return ClipAdapter.from_checkpoint(path, image_size=image_size, name="clip-vit", vit=True)
+
+
+ENTRY = ModelEntry("clip", "CLIP/ConVIRT-style baseline trained by `cxrbench train clip` (open_clip: timm ResNet "
+                   "+ HF text tower); prompt-set zero-shot, patch-similarity grounding",
+                   frozenset({"zs", "ground", "ft", "seg"}), load)
+VIT_ENTRY = ModelEntry("clip-vit", "the CLIP baseline with a ViT image tower (demo: `cxrbench train clip --config "
+                       "demo-vit`); prompt-set zero-shot, patch-token grounding", frozenset({"zs", "ground"}), load_vit)
+
+__all__ = ["ENTRY", "VIT_ENTRY", "ClipAdapter", "load", "load_vit", "torchvision_resnet_from_timm"]

@@ -62,8 +62,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.clip.prompts import PromptClassifier
-from cxrbench.downloads import ALLOW_DOWNLOAD_ENV, HOW_TO_ALLOW, downloads_allowed
-from cxrbench.models.base import ClassSpec, Encoder, UnsupportedSetting, file_sha256
+from cxrbench.models.base import (ALLOW_DOWNLOAD_ENV, HOW_TO_ALLOW, ClassSpec, Encoder, ModelEntry,
+                                  UnsupportedSetting, downloads_allowed, file_sha256)
 from medslip.augment import IMAGENET_MEAN, IMAGENET_STD
 from medslip.hub import hub_offline
 
@@ -308,7 +308,7 @@ class OpenClipAdapter:
         """Normalised images (B x 3 x S x S) -> B x C probabilities (positive vs negative prompt sets)."""
         emb = self.model.encode_image(self._renormalise(images.float()).to(self.device))
         scale = self.model.logit_scale.exp().clamp(max=100.0)
-        return self.prompts.probabilities(emb, classes, scale).cpu()
+        return self.prompts.probabilities(emb, [c.prompt_sets() for c in classes], scale).cpu()
 
     def _require(self, setting: str) -> None:
         if setting in self.unsupported:
@@ -339,7 +339,7 @@ class OpenClipAdapter:
         """Normalised images (B x 3 x S x S) -> B x C x h x w maps: cos(patch, positive) - cos(patch, negative)
         with each class's prompt-set embeddings (h = S / 32 for ModifiedResNets, S / patch for ViTs)."""
         patches = F.normalize(self.patch_embeddings(images).float(), dim=-1)
-        pos, neg = self.prompts.class_embeddings(classes)
+        pos, neg = self.prompts.class_embeddings([c.prompt_sets() for c in classes])
         maps = torch.einsum("bhwd,cd->bchw", patches, (pos - neg).to(patches.device))
         return maps.cpu()
 
@@ -388,6 +388,10 @@ def load_open_clip(checkpoint: Path | str | None = None, allow_download: bool | 
     return OpenClipAdapter.load(str(checkpoint), allow_download=allow_download, image_size=image_size)
 
 
-__all__ = ["ALLOW_DOWNLOAD_ENV", "MODIFIED_RESNET", "RANDOM_SEED", "VIT", "ModifiedResNetTrunk", "OpenClipAdapter",
+ENTRY = ModelEntry("open-clip", "any open_clip model with local weights: --checkpoint ARCH:TAG | ARCH:/weights | "
+                   "ARCH:random | hf-hub:ORG/REPO | local-dir:/path; zs for every model, ground for RN and ViT "
+                   "towers, ft / seg for RN towers", frozenset({"zs", "ground", "ft", "seg"}), load_open_clip)
+
+__all__ = ["ENTRY", "ALLOW_DOWNLOAD_ENV", "MODIFIED_RESNET", "RANDOM_SEED", "VIT", "ModifiedResNetTrunk", "OpenClipAdapter",
            "OpenClipWeightsUnavailable", "hub_offline", "load_open_clip", "parse_spec", "random_modified_resnet_layer4",
            "resolve_pretrained", "tower_kind", "unsupported_reasons"]

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
-from cxrbench.downloads import HOW_TO_ALLOW, downloads_allowed
-from cxrbench.models.base import ClassSpec, Encoder, ResNetTrunk, UnsupportedSetting, file_sha256, resnet_channels
+from cxrbench.models.base import (HOW_TO_ALLOW, ClassSpec, Encoder, ModelEntry, ResNetTrunk,
+                                  UnsupportedSetting, downloads_allowed, file_sha256, resnet_channels)
 
 
 class WeightsUnavailable(FileNotFoundError):
@@ -29,6 +28,8 @@ class WeightsUnavailable(FileNotFoundError):
 
 def imagenet_weights_file(arch: str = "resnet50", weights: str = "IMAGENET1K_V1") -> Path:
     """Where torchvision keeps ``arch``'s ImageNet weights (``torch.hub.get_dir()/checkpoints/<file>``)."""
+    import torchvision
+
     enum = torchvision.models.get_model_weights(arch)
     url = getattr(enum, weights).url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
@@ -48,6 +49,8 @@ def resolve_imagenet_weights(arch: str = "resnet50", checkpoint: str | Path | No
             raise WeightsUnavailable(f"ImageNet weights file {path} does not exist")
         return path
     path = imagenet_weights_file(arch, weights)
+    import torchvision
+
     url = getattr(torchvision.models.get_model_weights(arch), weights).url
     if not path.is_file() and downloads_allowed(allow_download):
         _download_into_hub_cache(url, path)
@@ -99,6 +102,8 @@ class SupervisedResNetAdapter:
 
     def build_resnet(self) -> nn.Module:
         """The full torchvision ResNet, random (global RNG) or with the ImageNet weights loaded strictly."""
+        import torchvision
+
         model = getattr(torchvision.models, self.arch)(weights=None)
         if self.weights_file is not None:
             state = torch.load(self.weights_file, map_location="cpu", weights_only=True)
@@ -139,5 +144,10 @@ def load_imagenet(checkpoint: Path | None = None, image_size: int | None = None,
                                    image_size or 224)
 
 
-__all__ = ["SupervisedResNetAdapter", "WeightsUnavailable", "imagenet_weights_file", "load_imagenet",
+RANDOM_ENTRY = ModelEntry("resnet50-random", "randomly initialised torchvision ResNet-50 (supervised baseline)",
+                          frozenset({"ft", "seg"}), load_random)
+IMAGENET_ENTRY = ModelEntry("resnet50-imagenet", "torchvision ResNet-50 with ImageNet weights from the local torch hub "
+                            "cache (downloaded only with --allow-download)", frozenset({"ft", "seg"}), load_imagenet)
+
+__all__ = ["IMAGENET_ENTRY", "RANDOM_ENTRY", "SupervisedResNetAdapter", "WeightsUnavailable", "imagenet_weights_file", "load_imagenet",
            "load_random", "resolve_imagenet_weights"]

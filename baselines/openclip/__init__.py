@@ -1,1 +1,0 @@
-"""The generic open_clip adapter (any architecture + local pretrained weights)."""
