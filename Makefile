@@ -7,7 +7,7 @@ PYTHON  ?= python3
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN      = $(VENV)/bin
 
-.PHONY: venv demo test test-all bench fixture-check leaderboard leaderboard-check clean-venv
+.PHONY: venv demo test test-all bench fixture-check leaderboard leaderboard-check sweep-local-check clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ leaderboard: venv
 
 leaderboard-check: venv
 	$(BIN)/cxrbench leaderboard --check
+
+# A demo sweep cell through submitit's local executor, the code path a Slurm sweep takes (run by CI).
+sweep-local-check: venv
+	out=$$(mktemp -d) && $(BIN)/cxrbench sweep --grid demo --launcher local --models medslip --tasks nih-zs \
+		--out $$out --no-progress && test -f $$out/medslip/nih-zs/frac-none_seed-0.json && rm -rf $$out
 
 bench: venv
 	$(BIN)/python -m pytest benchmarks -m "" --benchmark-only --benchmark-columns=min,mean,stddev,rounds

@@ -193,17 +193,39 @@ def sweep_cmd(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     allow_download: bool = _allow_download_option(),
+    launcher: str = typer.Option("inline", "--launcher", help="where the jobs run: inline (this process, one "
+                                 "after the other), local (one submitit subprocess per cell) or slurm (one "
+                                 "submitit job per cell, submitted as a Slurm job array)"),
+    launcher_folder: Path | None = typer.Option(None, "--launcher-folder", help="submitit's job files and "
+                                                "logs (default: <out>/.submitit)"),
+    partition: str | None = typer.Option(None, "--partition", help="slurm: partition"),
+    account: str | None = typer.Option(None, "--account", help="slurm: account"),
+    qos: str | None = typer.Option(None, "--qos", help="slurm: quality of service"),
+    gpus: int = typer.Option(0, "--gpus", help="local/slurm: GPUs per job"),
+    cpus_per_task: int | None = typer.Option(None, "--cpus-per-task", help="local/slurm: CPUs per job"),
+    mem_gb: float | None = typer.Option(None, "--mem-gb", help="local/slurm: memory per job (GB)"),
+    time_min: int = typer.Option(240, "--time-min", help="local/slurm: time limit per job (minutes)"),
+    array_parallelism: int | None = typer.Option(None, "--array-parallelism", help="slurm: at most this many "
+                                                 "array jobs at once (%K); local: cells at once (default 1)"),
+    wait: bool | None = typer.Option(None, "--wait/--no-wait", help="wait for the jobs and report failures "
+                                     "(default: wait for local, return after submitting for slurm)"),
 ) -> None:
     """Run a grid of evaluations (models x tasks x label fractions x seeds). Existing records are kept,
-    so an interrupted sweep resumes where it stopped; --shard i/n splits the grid across machines."""
+    so an interrupted sweep resumes where it stopped; --shard i/n splits the grid across machines by hand,
+    --launcher slurm submits one job per cell (submitting again submits only the cells still without a
+    record, so failed or timed-out jobs are resubmitted by running the same command)."""
     import dataclasses
 
+    from cxrbench.launchers import LauncherOptions
     from cxrbench.run import RunOptions
     from cxrbench.sweep import SweepFailed, load_grid, parse_shard, run_sweep
 
     try:
         spec = load_grid(grid)
         part = parse_shard(shard)
+        launch_with = LauncherOptions(kind=launcher, folder=launcher_folder, partition=partition, gpus=gpus,
+                                      cpus_per_task=cpus_per_task, mem_gb=mem_gb, time_min=time_min,
+                                      array_parallelism=array_parallelism, account=account, qos=qos, wait=wait)
     except (FileNotFoundError, ValueError) as err:
         raise typer.BadParameter(str(err)) from None
     _grant_downloads(allow_download)
@@ -214,7 +236,7 @@ def sweep_cmd(
         paths = run_sweep(models.split(",") if models else spec.models, tasks.split(",") if tasks else spec.tasks,
                           [float(f) for f in label_fracs.split(",")] if label_fracs else spec.label_fracs,
                           _ints(seeds) if seeds else spec.seeds, shard=part, options=options,
-                          model_options=spec.model_options)
+                          model_options=spec.model_options, launcher=launch_with)
     except SweepFailed as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from None

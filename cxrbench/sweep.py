@@ -15,7 +15,8 @@ towers), a job whose setting the loaded checkpoint lacks is skipped with a messa
 Sweeps are resumable: every job calls :func:`cxrbench.run.run` with ``skip_existing=True`` and records are
 written atomically, so an interrupted sweep started again skips what is done. ``--shard i/n`` runs job
 ``k`` of the sorted list when ``k % n == i`` (``0 <= i < n``): the shards of one grid partition it exactly,
-whatever machine runs them.
+whatever machine runs them. ``--launcher local|slurm`` hands each cell to submitit instead of running it in
+this process (:mod:`cxrbench.launchers`): subprocesses here, or one Slurm job array.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rich.console import Console
 
 from cxrbench.config import load_yaml
 from cxrbench.models.base import UnsupportedSetting
 from cxrbench.run import TRAINED, RunOptions
+
+if TYPE_CHECKING:
+    from cxrbench.launchers import LauncherOptions
 
 #: Folder of the shipped grids, inside the package.
 SWEEP_CONFIG_DIR = "sweeps"
@@ -181,10 +185,20 @@ def shard_jobs(jobs: Sequence[Job], shard: tuple[int, int] = (0, 1)) -> list[Job
     return [job for k, job in enumerate(ordered) if k % n == i]
 
 
+def job_options_for(options: RunOptions, model_options: dict[str, dict[str, Any]] | None, job: Job) -> RunOptions:
+    """The run options of one job: the sweep's, with the grid's overrides for the job's model."""
+    extra = (model_options or {}).get(job.model, {})
+    job_options = dataclasses.replace(options, **extra)
+    if "checkpoint" in extra:
+        job_options.checkpoint = Path(job_options.checkpoint)
+    return job_options
+
+
 def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fracs: Sequence[float],
               seeds: Sequence[int], shard: tuple[int, int] = (0, 1), options: RunOptions | None = None,
               keep_going: bool = True, console: Console | None = None,
-              model_options: dict[str, dict[str, Any]] | None = None) -> list[Path]:
+              model_options: dict[str, dict[str, Any]] | None = None,
+              launcher: "LauncherOptions | None" = None) -> list[Path]:
     """Run this shard's jobs of the grid, skipping records that exist; returns the record paths.
 
     Args:
@@ -195,6 +209,7 @@ def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fra
         options: run options; ``skip_existing`` is forced on and ``overwrite`` off so that sweeps resume.
         keep_going: on a failing job, go on with the others and raise :class:`SweepFailed` at the end.
         model_options: per-model option overrides (e.g. a checkpoint spec or image size for one model).
+        launcher: where the jobs run (:class:`cxrbench.launchers.LauncherOptions`); default: in this process.
     """
     from cxrbench.run import run
 
@@ -202,14 +217,20 @@ def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fra
     options = dataclasses.replace(options or RunOptions(), skip_existing=True, overwrite=False)
     todo = shard_jobs(expand_grid(models, tasks, label_fracs, seeds), shard)
     console.print(f"sweep shard {shard[0]}/{shard[1]}: {len(todo)} job(s) -> {options.out}")
+    if launcher is not None and launcher.kind != "inline":
+        from cxrbench.launchers import launch
+
+        paths, failures, _ = launch(todo, [job_options_for(options, model_options, job) for job in todo], launcher,
+                                    console)
+        if failures:
+            raise SweepFailed(paths, failures)
+        return paths
     paths: list[Path] = []
     failures: list[tuple[Job, str]] = []
     for k, job in enumerate(todo, 1):
         console.print(f"[{k}/{len(todo)}] {job}")
         try:
-            job_options = dataclasses.replace(options, **(model_options or {}).get(job.model, {}))
-            if "checkpoint" in (model_options or {}).get(job.model, {}):
-                job_options.checkpoint = Path(job_options.checkpoint)
+            job_options = job_options_for(options, model_options, job)
             paths.extend(run(job.model, job.task, [job.label_frac], [job.seed], job_options))
         except UnsupportedSetting as err:  # the model's entry offers the setting, this checkpoint does not
             console.print(f"[yellow]skip (not supported by this checkpoint): {job}: {err}[/]")
