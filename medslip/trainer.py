@@ -6,7 +6,9 @@
   function of the step and bf16 needs no gradient scaler) is
   written atomically every ``checkpoint_every`` steps and at each epoch end; it holds only tensors
   and plain containers and is read back with ``weights_only=True``.
-- ``metrics.jsonl`` gets one line per ``log_every`` steps; TensorBoard too when it is installed.
+- ``metrics.jsonl`` gets one line per ``log_every`` steps (the means over those steps, and ``steps``, their
+  count); TensorBoard too when it is installed. ``TrainResult.history`` holds the same entries (rank 0 only),
+  so its size is bounded by steps / ``log_every``.
 - A NaN or infinite loss stops the run with :class:`NonFiniteLoss`; the last good ``state.pt`` stays.
 - On CUDA: bf16 autocast, channels_last, fused AdamW, optional ``torch.compile``, pinned memory.
 """
@@ -279,28 +281,47 @@ def train(
     writer = _tensorboard(run_dir) if rank == 0 else None
     history: list[dict[str, float]] = []
     last: dict[str, float] = {}
+    newest: dict[str, Any] = {}
     steps_this_call = 0
 
     step = TrainStep(module, optimizer, device, cfg.grad_clip, world=world)
     readout = LossReadout(lambda: step.names or [], state_path)
 
+    # rank 0 keeps one history entry per logging interval (the means of its steps), not one per step: the
+    # paper config runs ~576k steps, whose per-step dicts would pile up in memory on every rank
+    interval: dict[str, float] = {}
+    interval_steps = 0
+
+    def log_interval(final: dict[str, Any]) -> None:
+        nonlocal interval_steps
+        entry = {"step": final["step"], "epoch": final["epoch"], "lr": final["lr"], "steps": interval_steps,
+                 **{k: v / interval_steps for k, v in interval.items()}}
+        interval.clear()
+        interval_steps = 0
+        history.append(entry)
+        with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        if writer is not None:
+            for key, value in entry.items():
+                if key not in ("step", "epoch", "steps"):
+                    writer.add_scalar(key, value, entry["step"])
+
     def report(records: list[dict[str, Any]]) -> None:
-        nonlocal last
+        nonlocal last, interval_steps, newest
         for record in records:
             record = {k: v for k, v in record.items() if k != "batch"}
             last = {k: v for k, v in record.items() if k.startswith("loss")}
-            history.append(record)
-            if rank != 0:
-                continue
-            if record["step"] % cfg.log_every == 0 or record["step"] == total_steps:
-                with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
-                if writer is not None:
-                    for key, value in record.items():
-                        if key not in ("step", "epoch"):
-                            writer.add_scalar(key, value, record["step"])
             if bar is not None:
                 bar.update(record["step"], last, record["images_per_s"], record["epoch"])
+            if rank != 0:
+                continue
+            newest = record
+            for key, value in record.items():
+                if key not in ("step", "epoch", "lr"):
+                    interval[key] = interval.get(key, 0.0) + value
+            interval_steps += 1
+            if record["step"] % cfg.log_every == 0 or record["step"] == total_steps:
+                log_interval(record)
 
     def save_state(epoch_: int, batch_: int) -> None:
         report(readout.flush())  # never checkpoint weights whose losses were not seen to be finite
@@ -348,6 +369,8 @@ def train(
                     epoch, batch_index = epoch + 1, 0
                 if stop:
                     break
+        if interval_steps:  # the steps of this call after the last full logging interval (an interrupted run)
+            log_interval(newest)
     finally:
         if bar is not None:
             bar.close()

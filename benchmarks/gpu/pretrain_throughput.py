@@ -95,7 +95,7 @@ def _cache(model: MeDSLIP, size: int, device: torch.device, batch: int, steps: i
     store.flush()
     images = np.load(tmp / "cache.npy", mmap_mode="r")
     dataset = PretrainDataset(images, _matrices(n), size, "paper")
-    cfg = TrainConfig(epochs=1, batch_size=batch, num_workers=workers, checkpoint_every=10**9, log_every=10**9,
+    cfg = TrainConfig(epochs=1, batch_size=batch, num_workers=workers, checkpoint_every=10**9, log_every=1,
                       max_steps=warmup + steps, compile=compile_, warmup_epochs=0)
     try:
         result = train(model, dataset, cfg, tmp / "run", device=device, progress=False)

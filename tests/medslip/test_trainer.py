@@ -204,3 +204,25 @@ def test_prepared_gpu_check_script_runs_dry_on_cpu(tmp_path):
     assert "=== summary" in (tmp_path / "out" / "log.txt").read_text()
     profile = (tmp_path / "out" / "profile.txt").read_text()
     assert "wall time per step" in profile and "aten::" in profile
+
+
+def test_history_is_one_entry_per_logging_interval(tmp_path, data):
+    """History (and metrics.jsonl) hold the means over each log_every steps, plus the steps after the last full
+    interval: bounded by steps / log_every, and the same numbers as a per-step log."""
+    per_step = train(_model(), data, TrainConfig(**{**CFG.__dict__, "epochs": 1, "log_every": 1}), tmp_path / "a",
+                     progress=False)
+    grouped = train(_model(), data, TrainConfig(**{**CFG.__dict__, "epochs": 1, "log_every": 3}), tmp_path / "b",
+                    progress=False)
+    steps = [h["step"] for h in per_step.history]
+    assert len(steps) == grouped.global_step >= 4 and all(h["steps"] == 1 for h in per_step.history)
+    expected_ends = [s for s in steps if s % 3 == 0] + ([steps[-1]] if steps[-1] % 3 else [])
+    assert [h["step"] for h in grouped.history] == expected_ends
+    assert sum(h["steps"] for h in grouped.history) == len(steps)
+    losses = {h["step"]: h["loss"] for h in per_step.history}
+    start = 0
+    for entry in grouped.history:
+        window = [losses[s] for s in steps if start < s <= entry["step"]]
+        assert entry["loss"] == pytest.approx(sum(window) / len(window), rel=1e-6)
+        start = entry["step"]
+    logged = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert logged == grouped.history
