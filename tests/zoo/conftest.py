@@ -34,3 +34,20 @@ def zoo_fixture(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"zoo fixture not found at {path} (CI provides ../shared beside the project)")
     return path
+
+
+@pytest.fixture(scope="session")
+def nih_root(tmp_path_factory, isolated_cache) -> Path:
+    """A small SynthCXR NIH ChestX-ray14 corpus (shared by the zoo end-to-end tests)."""
+    from cxrbench.synth import generate
+
+    return generate("nih-cxr14", tmp_path_factory.mktemp("zoo-synth") / "nih", n=120, size=96, seed=5, progress=False)
+
+
+def run_options(tmp_path: Path, root: Path, **kw):
+    """Fast evaluation options: few bootstrap draws, one epoch, no progress bars."""
+    from cxrbench.run import RunOptions
+
+    base = dict(data_root=root, out=tmp_path / "results", n_boot=20, epochs=1, batch_size=8, progress=False)
+    base.update(kw)
+    return RunOptions(**base)
