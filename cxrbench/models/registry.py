@@ -9,6 +9,7 @@ from rich.console import Console
 
 from cxrbench.models.base import ModelEntry
 from cxrbench.models.chexzero import ENTRY as CHEXZERO
+from cxrbench.models.pubmedclip import ENTRY as PUBMEDCLIP
 
 
 def _load_medslip(checkpoint: Path | None = None, description_file: Path | None = None,
@@ -31,6 +32,7 @@ MODELS: dict[str, ModelEntry] = {
     "medslip": ModelEntry("medslip", "MeDSLIP (ours or the published .pth with its description file)",
                           frozenset({"zs", "ground", "ft", "seg"}), _load_medslip),
     "chexzero": CHEXZERO,
+    "pubmedclip": PUBMEDCLIP,
 }
 
 
