@@ -8,6 +8,7 @@ from typing import Any, Callable
 from rich.console import Console
 
 from cxrbench.models.base import ModelEntry
+from cxrbench.models.biomedclip import ENTRY as BIOMEDCLIP
 from cxrbench.models.chexzero import ENTRY as CHEXZERO
 from cxrbench.models.pubmedclip import ENTRY as PUBMEDCLIP
 
@@ -31,6 +32,7 @@ def _load_medslip(checkpoint: Path | None = None, description_file: Path | None 
 MODELS: dict[str, ModelEntry] = {
     "medslip": ModelEntry("medslip", "MeDSLIP (ours or the published .pth with its description file)",
                           frozenset({"zs", "ground", "ft", "seg"}), _load_medslip),
+    "biomedclip": BIOMEDCLIP,
     "chexzero": CHEXZERO,
     "pubmedclip": PUBMEDCLIP,
 }
