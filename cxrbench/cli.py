@@ -134,6 +134,8 @@ def run_cmd(
     threshold_on: str = typer.Option("val", "--threshold-on", help="val (protocol) or test (published practice; "
                                      "the record says so)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    zero_shot_rule: str | None = typer.Option(None, "--zero-shot-rule", help="zoo models: the zero-shot rule "
+                                              "(`cxrbench zoo show NAME` lists them; default: the published one)"),
     allow_download: bool = _allow_download_option(),
 ) -> None:
     """Evaluate MODEL on TASK; writes one JSON record per (label fraction, seed) and prints the metrics."""
@@ -146,7 +148,8 @@ def run_cmd(
     options = RunOptions(data_root=data_root, checkpoint=checkpoint, description_file=description_file,
                          text_encoder=text_encoder, image_size=image_size, device=device, out=out,
                          skip_existing=skip_existing, overwrite=overwrite, n_boot=n_boot, threshold_on=threshold_on, split_file=split_file,
-                         skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress)
+                         skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress,
+                         zero_shot_rule=zero_shot_rule)
     from cxrbench.models.base import UnsupportedSetting
 
     try:
@@ -283,6 +286,9 @@ _register_data(app)
 from cxrbench.prep import register as _register_prep  # noqa: E402
 
 _register_prep(app)
+from cxrbench.zoo.cli import register as _register_zoo  # noqa: E402
+
+_register_zoo(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

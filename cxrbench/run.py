@@ -44,6 +44,7 @@ class RunOptions:
     batch_size: int = 16
     lr: float = 1e-4
     progress: bool = True
+    zero_shot_rule: str | None = None  # zoo models: which published / deterministic rule (default: the catalog's first)
 
 
 def _device(name: str | None) -> torch.device:
@@ -92,7 +93,7 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     if adapter is None:
         adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
                              text_encoder=options.text_encoder, image_size=options.image_size,
-                             progress=options.progress)
+                             progress=options.progress, zero_shot_rule=options.zero_shot_rule)
     supported = getattr(adapter, "settings", entry.settings)  # a model's settings may depend on its checkpoint
     if spec.setting not in supported:
         reason = getattr(adapter, "unsupported", {}).get(spec.setting, "")

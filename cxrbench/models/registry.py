@@ -7,7 +7,8 @@ names up here. Adapter modules import their heavy dependencies when a model is l
 
 from __future__ import annotations
 
-from cxrbench.models import clip, medslip, medslip_single_stream, open_clip, supervised
+from cxrbench.models import (biomedclip, chexzero, clip, medslip, medslip_single_stream, open_clip, pubmedclip,
+                             supervised)
 from cxrbench.models.base import ModelEntry
 
 MODELS: dict[str, ModelEntry] = {
@@ -20,6 +21,10 @@ MODELS: dict[str, ModelEntry] = {
         open_clip.ENTRY,
         supervised.RANDOM_ENTRY,
         supervised.IMAGENET_ENTRY,
+        # the model zoo: published checkpoints (cxrbench/zoo/catalog.yaml)
+        biomedclip.ENTRY,
+        chexzero.ENTRY,
+        pubmedclip.ENTRY,
     )
 }
 
