@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 
+from cxrbench.models import gloria as _gloria
 from cxrbench.models import medklip as _medklip
 from cxrbench.models.base import ModelEntry
 
@@ -31,6 +32,7 @@ MODELS: dict[str, ModelEntry] = {
     "medslip": ModelEntry("medslip", "MeDSLIP (ours or the published .pth with its description file)",
                           frozenset({"zs", "ground", "ft", "seg"}), _load_medslip),
     "medklip": _medklip.ENTRY,
+    "gloria": _gloria.ENTRY,
 }
 
 
