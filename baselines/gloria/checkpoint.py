@@ -155,5 +155,20 @@ def load_released(path: str | Path, config=None):
     return load_state_dict_into_model(unwrap_state_dict(obj, str(path)), config, str(path)), how
 
 
+def verify_file(path: str | Path) -> dict[str, Any]:
+    """Check a GLoRIA ``.ckpt`` against the module of its configuration without loading the weights (built on the
+    meta device). Returns a summary; a mismatch raises :class:`baselines.strict_load.StrictLoadMismatch`."""
+    from baselines.gloria.model import GLoRIA
+    from baselines.strict_load import check_keys
+
+    obj, how = read_checkpoint_object(path)
+    state_dict = unwrap_state_dict(obj, str(path))
+    config = infer_config(state_dict)
+    with torch.device("meta"):
+        model = GLoRIA(config)
+    check_keys(model.state_dict(), state_dict, str(path))
+    return {"keys": len(state_dict), "read": how, "config": config.to_dict()}
+
+
 __all__ = ["OpaqueObject", "POSITION_IDS", "PREFIX", "infer_config", "load_released", "load_state_dict_into_model",
-           "read_checkpoint_object", "read_released", "unwrap_state_dict"]
+           "read_checkpoint_object", "read_released", "unwrap_state_dict", "verify_file"]

@@ -89,4 +89,19 @@ def load_released(path: str | Path, book: Tensor | None = None, config: MedKLIPC
     return load_state_dict_into_model(read_released(path), book, config, what=str(path))
 
 
-__all__ = ["infer_config", "load_released", "load_state_dict_into_model", "read_released", "unwrap_state_dict"]
+__all__ = ["infer_config", "load_released", "load_state_dict_into_model", "read_released", "unwrap_state_dict",
+           "verify_file"]
+
+
+def verify_file(path: str | Path) -> dict[str, Any]:
+    """Check a MedKLIP file against the module of its configuration without loading the weights (the module
+    is built on the meta device). Returns a summary; a mismatch raises
+    :class:`baselines.strict_load.StrictLoadMismatch` (one message, keys grouped by prefix)."""
+    from baselines.strict_load import check_keys
+
+    state_dict = read_released(path)
+    config = infer_config(state_dict)
+    with torch.device("meta"):
+        model = MedKLIP(config)
+    check_keys(model.state_dict(), state_dict, str(path))
+    return {"keys": len(state_dict), "config": config.to_dict()}

@@ -170,7 +170,12 @@ def load(checkpoint: Path | str | None = None, description_file: Path | None = N
                          f"or '{RANDOM}' (random weights of the released architecture) / '{RANDOM}:resnet18'")
     spec = str(checkpoint)
     random_weights = spec == RANDOM or spec.startswith(RANDOM + ":")
-    name = text_encoder or (TINY_RANDOM if random_weights else BIO_CLINICAL_BERT)
+    if text_encoder:
+        name = text_encoder
+    elif random_weights:  # the released architecture has a 768-wide book; the reduced model a 64-wide one
+        name = TINY_RANDOM if ":" in spec else f"{TINY_RANDOM}(width=768,layers=1,heads=12,seed=0)"
+    else:
+        name = BIO_CLINICAL_BERT
     encoder = load_text_encoder(name, max_length=64, allow_download=downloads_allowed())
     description_file = Path(description_file) if description_file else None
     texts = read_descriptions(description_file) if description_file else pathology_texts()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from baselines.gloria import similarity as S
-from baselines.gloria.checkpoint import (OpaqueObject, infer_config, read_checkpoint_object, unwrap_state_dict)
+from baselines.gloria.checkpoint import OpaqueObject, infer_config, read_checkpoint_object, unwrap_state_dict, verify_file
 from baselines.gloria.model import GLoRIA, aggregate_tokens, cap_len, clean_text
 from baselines.reference import evaluate, load_fixture
 from baselines.strict_load import StrictLoadMismatch, load_strict
@@ -97,8 +97,10 @@ def test_released_manifest_loads_strictly_through_the_user_path(tmp_path):
     load_strict(model, state, str(path))
     expected = {k: v for k, v in manifest.items() if not k.endswith("position_ids")}
     assert {k: list(v.shape) for k, v in model.state_dict().items()} == expected
+    assert verify_file(path)["read"] == "restricted"
 
 
+@pytest.mark.filterwarnings("ignore:for .*meta parameter")
 def test_a_mismatched_file_is_explained_in_one_message(tmp_path):
     manifest = json.loads(_need(MANIFEST).read_text())
     release = _fake_release(manifest)
@@ -114,6 +116,8 @@ def test_a_mismatched_file_is_explained_in_one_message(tmp_path):
         load_strict(model, state, str(path))
     message = str(info.value)
     assert "\n" not in message and "img_encoder.model.layer4" in message and "text_encoder.emb_local" in message
+    with pytest.raises(StrictLoadMismatch, match="layer4"):
+        verify_file(path)
 
 
 def test_position_ids_that_are_not_arange_are_refused():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from baselines.medklip.book import encode_book
-from baselines.medklip.checkpoint import infer_config, load_released, read_released
+from baselines.medklip.checkpoint import infer_config, load_released, read_released, verify_file
 from baselines.medklip.model import ENTITIES, NIH_TO_ENTITY, MedKLIP, MedKLIPConfig, grounding_maps, prob_present
 from baselines.reference import evaluate, load_fixture
 from baselines.strict_load import StrictLoadMismatch
@@ -52,7 +52,7 @@ def test_reproduction_fails_on_a_perturbed_weight():
 def _fake_release(manifest: dict[str, list[int]]) -> dict:
     """A dict laid out like the released checkpoint_final.pth, with the manifest's keys and shapes."""
     model = {"module." + k: (torch.zeros(shape, dtype=torch.long) if k.endswith("num_batches_tracked")
-                             else torch.randn(shape) * 0.02) for k, shape in manifest.items()}
+                             else torch.randn(1).expand(*shape)) for k, shape in manifest.items()}
     return {"model": model, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]},
             "lr_scheduler": {"last_epoch": 60}, "config": {"d_model": 256, "N": 4, "H": 4,
                                                           "res_base_model": "resnet50"}, "epoch": 60}
@@ -68,6 +68,7 @@ def test_released_manifest_loads_strictly_through_the_user_path(tmp_path):
     assert set(model.state_dict()) == set(manifest)
     assert {k: list(v.shape) for k, v in model.state_dict().items()} == manifest
     assert torch.equal(model.state_dict()["classifier.weight"], read_released(path)["classifier.weight"])
+    assert verify_file(path)["keys"] == len(manifest)
 
 
 def test_a_mismatched_file_is_explained_in_one_grouped_message(tmp_path):
@@ -86,6 +87,8 @@ def test_a_mismatched_file_is_explained_in_one_grouped_message(tmp_path):
     assert "\n" not in message and str(path) in message
     assert "1 missing: decoder.layers.3.* (1)" in message
     assert "2 unexpected: mask_generator.* (2)" in message and "res_l2.weight file [128, 1024]" in message
+    with pytest.raises(StrictLoadMismatch, match="mask_generator"):
+        verify_file(path)
 
 
 def test_arbitrary_pickles_are_refused(tmp_path):
@@ -198,3 +201,12 @@ def test_cli_run_end_to_end_offline(task, dataset, synth_roots, tmp_path, no_net
         assert record["summary"]["pointing_game"]["value"] is not None
     else:
         assert record["summary"]["auc"]["value"] is not None
+
+
+def test_random_weights_have_the_released_architecture():
+    from cxrbench.models.medklip import load
+
+    manifest = json.loads(_need(MANIFEST).read_text())
+    adapter = load("random")
+    assert {k: list(v.shape) for k, v in adapter.model.state_dict().items()} == manifest
+    assert adapter.describe()["config"]["text_width"] == 768
