@@ -11,7 +11,10 @@ Images: the harness's ImageNet-normalised images are re-normalised to GLoRIA's [
 the tower resizes them to 299 x 299 itself. (The published ``process_img`` pads to a square of 256 and centre-crops
 224; the harness gives its own square image of ``--image-size``, default 224.)
 
-- zero-shot (``zero_shot_rule``, recorded): each class's prompts (the task's positive prompts) are processed as
+- zero-shot (``zero_shot_rule``, recorded): each class's prompts (``prompt_source``: ``published``, the default,
+  takes GLoRIA's CheXpert prompts as its README draws them for Atelectasis, Cardiomegaly, Consolidation, Edema and
+  (Pleural) Effusion, and the task's positive prompts for other classes; ``task`` always takes the task's; Python
+  ``prompt_source=...`` or ``CXRBENCH_GLORIA_PROMPTS``) are processed as
   ``process_text`` does; per prompt, (local + global) / 2, the local part with the published ``cap_lens`` (characters);
   per class, the max over its prompts. ``per-image`` (default) returns these scores: deterministic and independent of
   the batch; per class they are an increasing affine map of the published scores over any fixed set of images, so
@@ -45,6 +48,8 @@ RANDOM = "random"
 SMALL = "small"
 RANDOM_SEED = 0
 RULE_ENV = "CXRBENCH_GLORIA_ZS_RULE"
+PROMPTS_ENV = "CXRBENCH_GLORIA_PROMPTS"
+PROMPT_SOURCES = ("published", "task")
 GROUNDING = ("word-to-region attention of get_attn_maps ([CLS] + word positions, temp1 4, softmax over words then "
              "x4 softmax over the 19x19 regions) of each class prompt, mean over its words, then over the prompts")
 
@@ -88,7 +93,8 @@ class GloriaAdapter:
     settings = frozenset({"zs", "ground", "ft", "seg"})
 
     def __init__(self, model, tokenizer, weights: str, checkpoint: Path | None, image_size: int = 224,
-                 zero_shot_rule: str = "per-image", tokenizer_name: str | None = None, read_mode: str | None = None):
+                 zero_shot_rule: str = "per-image", tokenizer_name: str | None = None, read_mode: str | None = None,
+                 prompt_source: str = "published"):
         from baselines.gloria.model import vocab_lookup
         from baselines.gloria.similarity import RULES
 
@@ -99,6 +105,9 @@ class GloriaAdapter:
         self.lookup = vocab_lookup(tokenizer)
         self.weights, self.checkpoint, self.image_size = weights, checkpoint, int(image_size)
         self.zero_shot_rule = zero_shot_rule
+        if prompt_source not in PROMPT_SOURCES:
+            raise ValueError(f"GLoRIA prompt source must be one of {', '.join(PROMPT_SOURCES)}, got {prompt_source!r}")
+        self.prompt_source = prompt_source
         self.tokenizer_name = tokenizer_name
         self.read_mode = read_mode
         self.renorm = _Renormalise()
@@ -116,8 +125,14 @@ class GloriaAdapter:
         return self
 
     # ------------------------------------------------------------- prompts
-    @staticmethod
-    def prompts(spec: ClassSpec) -> tuple[str, ...]:
+    def prompts(self, spec: ClassSpec) -> tuple[str, ...]:
+        """The class's prompts: GLoRIA's published CheXpert prompts (the README's draw) for its five classes unless
+        ``prompt_source`` is ``task``; else the task's positive prompts (or the description, or the label)."""
+        from baselines.gloria.prompts import CHEXPERT_CLASS_PROMPTS, LABEL_TO_CHEXPERT, chexpert_class_prompts
+
+        name = LABEL_TO_CHEXPERT.get(spec.label, spec.label)
+        if self.prompt_source == "published" and name in CHEXPERT_CLASS_PROMPTS:
+            return tuple(chexpert_class_prompts()[name])
         if spec.positive_prompts:
             return tuple(spec.positive_prompts)
         if spec.description:
@@ -186,7 +201,11 @@ class GloriaAdapter:
             "checkpoint": str(self.checkpoint) if self.checkpoint else None, "checkpoint_sha256": self._sha,
             "checkpoint_read": self.read_mode, "config": self.model.config.to_dict(), "image_size": self.image_size,
             "tokenizer": self.tokenizer_name, "zero_shot_rule": self.zero_shot_rule,
-            "rule": _rule_text(self.zero_shot_rule), "prompts": "the task's positive prompts",
+            "rule": _rule_text(self.zero_shot_rule), "prompt_source": self.prompt_source,
+            "prompts": ("GLoRIA's CheXpert prompts as the README draws them (generate_chexpert_class_prompts, 5 per "
+                        "class, seed 6) for Atelectasis, Cardiomegaly, Consolidation, Edema, (Pleural) Effusion; the "
+                        "task's positive prompts for other classes" if self.prompt_source == "published"
+                        else "the task's positive prompts"),
             "grounding": GROUNDING, "preprocess": "ImageNet-normalised -> [-1, 1]; the tower resizes to "
             f"{self.model.config.resize} (bilinear, align_corners)", "settings": sorted(self.settings),
         }
@@ -209,12 +228,13 @@ def _tokenizer(name: str):
 
 
 def load(checkpoint: Path | str | None = None, text_encoder: str | None = None, image_size: int | None = None,
-         zero_shot_rule: str | None = None, **_: Any) -> GloriaAdapter:
+         zero_shot_rule: str | None = None, prompt_source: str | None = None, **_: Any) -> GloriaAdapter:
     from baselines.gloria.checkpoint import load_released
     from baselines.gloria.model import BIO_CLINICAL_BERT as BERT_CONFIG
     from baselines.gloria.model import GLoRIA, GloriaConfig
 
     rule = zero_shot_rule or os.environ.get(RULE_ENV) or "per-image"
+    source = prompt_source or os.environ.get(PROMPTS_ENV) or "published"
     if checkpoint is None:
         raise ValueError("gloria needs --checkpoint: the released chexpert_resnet50.ckpt (see `cxrbench zoo list`), "
                          f"or '{RANDOM}' (random weights of the released architecture) / '{RANDOM}:{SMALL}'")
@@ -238,11 +258,11 @@ def load(checkpoint: Path | str | None = None, text_encoder: str | None = None, 
             model = GLoRIA(config)
         finally:
             torch.random.set_rng_state(state)
-        return GloriaAdapter(model, tokenizer, spec, None, image_size or 224, rule, name)
+        return GloriaAdapter(model, tokenizer, spec, None, image_size or 224, rule, name, prompt_source=source)
     path = Path(spec)
     name = text_encoder or BIO_CLINICAL_BERT
     model, how = load_released(path)
-    return GloriaAdapter(model, _tokenizer(name), "released", path, image_size or 224, rule, name, how)
+    return GloriaAdapter(model, _tokenizer(name), "released", path, image_size or 224, rule, name, how, source)
 
 
 ENTRY = ModelEntry(NAME, "the published GLoRIA (marshuang80/gloria): released chexpert_resnet50.ckpt + the "

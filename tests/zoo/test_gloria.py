@@ -56,6 +56,15 @@ def test_reproduction_detects_a_wrong_rule(fixture):
     assert evaluate(_check("zeroshot", tensors, S.zero_shot(raw, S.PUBLISHED_BATCH))).ok
 
 
+def test_published_prompt_draw_is_reproduced(fixture):
+    from baselines.gloria.prompts import all_class_prompts, chexpert_class_prompts
+
+    _, meta = fixture
+    assert chexpert_class_prompts(5) == json.loads(meta["prompts"])  # the README's draw, seed 6
+    assert " pulmonary edema " in all_class_prompts("Edema")
+    assert "small left bilateral pleural effusion" in all_class_prompts("Pleural Effusion")
+
+
 def _check(name, tensors, actual):
     from baselines.reference import Check
 
@@ -186,6 +195,13 @@ def test_adapter_rules_maps_and_encoder(adapter):
     assert [f.shape[1] for f in feats] == list(enc.channels) and enc.arch == "resnet50"
     info = adapter.describe()
     assert info["zoo"] and info["weights"] == "random:small" and info["zero_shot_rule"] == "per-image"
+    from baselines.gloria.prompts import chexpert_class_prompts
+
+    effusion = ClassSpec("Effusion", "effusion", None, ("There is a pleural effusion.",))
+    assert adapter.prompts(effusion) == tuple(chexpert_class_prompts()["Pleural Effusion"])
+    assert adapter.prompts(CLASSES[0]) == CLASSES[0].positive_prompts  # not a GLoRIA class: the task's prompts
+    task_prompts = GloriaAdapter(adapter.model, adapter.tokenizer, "random:small", None, 64, prompt_source="task")
+    assert task_prompts.prompts(effusion) == ("There is a pleural effusion.",)
     with pytest.raises(ValueError, match="rule"):
         GloriaAdapter(adapter.model, adapter.tokenizer, "random:small", None, 64, "mean")
 
