@@ -7,8 +7,8 @@ names up here. Adapter modules import their heavy dependencies when a model is l
 
 from __future__ import annotations
 
-from cxrbench.models import (biomedclip, chexzero, clip, medslip, medslip_single_stream, open_clip, pubmedclip,
-                             supervised)
+from cxrbench.models import (biomedclip, chexzero, clip, gloria, medklip, medslip, medslip_single_stream, open_clip,
+                             pubmedclip, supervised)
 from cxrbench.models.base import ModelEntry
 
 MODELS: dict[str, ModelEntry] = {
@@ -25,6 +25,8 @@ MODELS: dict[str, ModelEntry] = {
         biomedclip.ENTRY,
         chexzero.ENTRY,
         pubmedclip.ENTRY,
+        medklip.ENTRY,
+        gloria.ENTRY,
     )
 }
 
