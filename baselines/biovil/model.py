@@ -47,6 +47,15 @@ VARIANTS = {
                         "biovil_t_image_model_proj_size_128.pt", "a83080e2f23aa584a4f2b24c39b1bb64", CROP_BIOVIL_T),
 }
 TEXT_FILES = ("config.json", "pytorch_model.bin", "vocab.txt", "tokenizer_config.json")
+#: The reduced random architecture of the tests (a published trunk option, the fixture's small text tower;
+#: resize / crop keep the published 512 : 480 ratio on small images).
+REDUCED = {"arch": "resnet18",
+           "text_config": {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                           "intermediate_size": 128, "max_position_embeddings": 512, "type_vocab_size": 2,
+                           "hidden_act": "gelu", "layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.25,
+                           "attention_probs_dropout_prob": 0.25, "pad_token_id": 0, "initializer_range": 0.4,
+                           "projection_size": 128},
+           "resize": 96, "crop": 90}
 
 
 class Biovil:
@@ -57,6 +66,7 @@ class Biovil:
         self.image, self.text, self.tokenizer = image.eval(), text.eval(), tokenizer
         self.tokenizer.max_length = text.max_length
         self.resize, self.crop = resize, crop
+        self._sets: dict[tuple[str, ...], Tensor] = {}
 
     def to(self, device: torch.device) -> "Biovil":
         self.image.to(device)
@@ -76,23 +86,33 @@ class Biovil:
 
     @torch.no_grad()
     def prompt_set_embedding(self, prompts: str | Sequence[str]) -> Tensor:
-        """L2-normalise(mean of the **unnormalised** prompt embeddings), D."""
-        return F.normalize(self.text_embeddings(prompts, normalize=False).mean(dim=0), dim=0, p=2)
+        """L2-normalise(mean of the **unnormalised** prompt embeddings), D (cached per prompt list)."""
+        key = (prompts,) if isinstance(prompts, str) else tuple(prompts)
+        cached = self._sets.get(key)
+        if cached is None or cached.device != self.device:
+            cached = F.normalize(self.text_embeddings(list(key), normalize=False).mean(dim=0), dim=0, p=2)
+            self._sets[key] = cached
+        return cached
 
     # --------------------------------------------------------------------------- image
     def transform(self, image) -> Tensor:
         """A PIL mode-``L`` image -> 3 x crop x crop model input."""
         return chest_xray_transform(image, self.resize, self.crop)
 
-    @torch.no_grad()
-    def global_embeddings(self, images: Tensor) -> Tensor:
-        """B x D normalised global embeddings; each image alone (batch 1), as the inference engine runs."""
-        return torch.cat([self.image.global_embedding(x[None].to(self.device)) for x in images])
+    def _chunks(self, images: Tensor, per_image: bool) -> list[Tensor]:
+        return [x[None] for x in images] if per_image else [images]
 
     @torch.no_grad()
-    def patch_embeddings(self, images: Tensor) -> Tensor:
-        """B x h x w x D normalised projected patch embeddings, each image alone."""
-        return torch.cat([self.image.patchwise_projected(x[None].to(self.device), normalize=True) for x in images])
+    def global_embeddings(self, images: Tensor, per_image: bool = True) -> Tensor:
+        """B x D normalised global embeddings; each image alone (batch 1) as the inference engine runs, or the
+        whole batch at once (eval-mode BatchNorm: the same values up to float rounding)."""
+        return torch.cat([self.image.global_embedding(x.to(self.device)) for x in self._chunks(images, per_image)])
+
+    @torch.no_grad()
+    def patch_embeddings(self, images: Tensor, per_image: bool = True) -> Tensor:
+        """B x h x w x D normalised projected patch embeddings (``per_image`` as in :meth:`global_embeddings`)."""
+        return torch.cat([self.image.patchwise_projected(x.to(self.device), normalize=True)
+                          for x in self._chunks(images, per_image)])
 
     @torch.no_grad()
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -114,10 +134,10 @@ class Biovil:
 
     @torch.no_grad()
     def zero_shot_scores(self, images: Tensor, prompt_sets: Sequence[tuple[Sequence[str], Sequence[str]]],
-                         image_embeddings: Tensor | None = None) -> Tensor:
+                         image_embeddings: Tensor | None = None, per_image: bool = True) -> Tensor:
         """B x C x 2 cosine scores [positive set, negative set] of each class (``image_embeddings``: the
         normalised global embeddings when already computed)."""
-        img = self.global_embeddings(images) if image_embeddings is None else image_embeddings
+        img = self.global_embeddings(images, per_image) if image_embeddings is None else image_embeddings
         return torch.einsum("bd,ckd->bck", img, self.class_embeddings(prompt_sets).to(img.device))
 
     @torch.no_grad()
@@ -199,4 +219,4 @@ def random_biovil(variant: str = "biovil", arch: str = "resnet50", text_config: 
                   crop or spec.crop)
 
 
-__all__ = ["Biovil", "TEXT_FILES", "VARIANTS", "Variant", "load_biovil", "md5", "positive_decision", "random_biovil"]
+__all__ = ["Biovil", "REDUCED", "TEXT_FILES", "VARIANTS", "Variant", "load_biovil", "md5", "positive_decision", "random_biovil"]

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from rich.console import Console
 
 from cxrbench.models.base import ModelEntry
+from cxrbench.models.biovil import ENTRY as BIOVIL, ENTRY_T as BIOVIL_T
 
 
 def _load_medslip(checkpoint: Path | None = None, description_file: Path | None = None,
@@ -29,6 +30,7 @@ def _load_medslip(checkpoint: Path | None = None, description_file: Path | None 
 MODELS: dict[str, ModelEntry] = {
     "medslip": ModelEntry("medslip", "MeDSLIP (ours or the published .pth with its description file)",
                           frozenset({"zs", "ground", "ft", "seg"}), _load_medslip),
+    BIOVIL.name: BIOVIL, BIOVIL_T.name: BIOVIL_T,
 }
 
 

