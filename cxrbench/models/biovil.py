@@ -15,6 +15,8 @@ BatchNorm, so the same values up to float rounding) and caches each prompt set's
 
 What the harness gets (every setting):
 
+- prompts: the published sets where hi-ml has them (pneumonia, :mod:`baselines.biovil.prompts`), else the
+  task's positive / negative prompts;
 - ``zs``: the published rule per class, s+ = cos(image, positive prompt set) and s- likewise (each set: the
   L2-normalised mean of the unnormalised prompt embeddings); BioViL predicts present iff s+ > s-. The harness
   needs a score in [0, 1] for AUROC, so the adapter gives ``p = (1 + s+ - s-) / 2``: monotone in s+ - s-, and
@@ -104,9 +106,11 @@ class BiovilAdapter:
 
     @staticmethod
     def _prompt_sets(classes: list[ClassSpec]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """The published sets where BioViL's code has them (pneumonia), else the task's own prompts."""
+        from baselines.biovil.prompts import published_prompts
         from baselines.clip.prompts import prompt_sets
 
-        return [prompt_sets(c) for c in classes]
+        return [published_prompts(c.label) or prompt_sets(c) for c in classes]
 
     @torch.no_grad()
     def scores(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:
@@ -160,6 +164,7 @@ class BiovilAdapter:
 
     def describe(self) -> dict[str, Any]:
         from baselines.biovil.model import VARIANTS
+        from baselines.biovil.prompts import PUBLISHED_PROMPTS
 
         spec = VARIANTS[self.name]
         digests = self._checksums()
@@ -179,6 +184,8 @@ class BiovilAdapter:
                                   "mean_std_normalisation": None},
                 "tokenizer_vocab": str(self.model.tokenizer.vocab_file),
                 "settings": sorted(self.settings), "zero_shot_rule": ZERO_SHOT_RULE, "zero_shot": ZERO_SHOT_TEXT,
+                "prompts": "published hi-ml sets for: " + ", ".join(sorted(PUBLISHED_PROMPTS))
+                           + "; every other class: the task's positive / negative prompts",
                 "grounding": GROUNDING_TEXT}
 
 
