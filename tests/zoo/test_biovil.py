@@ -278,3 +278,16 @@ def test_missing_weights_are_not_downloaded_and_say_how(tmp_path, monkeypatch, n
         load_biovil_adapter("biovil", None)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_biovil_adapter("biovil", tmp_path / "nope.pt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["siim-seg", "siim-ft"])
+def test_seg_and_ft_run_on_the_resnet_trunk(tmp_path, synth_roots, no_network, task):
+    from cxrbench.results import validate_record
+    from cxrbench.run import run
+
+    record = json.loads(run("biovil", task, [0.5], [0], _options(tmp_path, synth_roots["siim-acr"]))[0].read_text())
+    validate_record(record)
+    assert "biovil image trunk (resnet18" in record["training"]["encoder"]
+    assert all(v["value"] is not None for v in record["summary"].values())
+    assert not no_network
