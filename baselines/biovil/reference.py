@@ -58,7 +58,10 @@ def write_release_layout(tensors: dict[str, Tensor], meta: dict[str, str], folde
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(prefixed(tensors, "state_dict.image."), folder / meta.get("image_weights_file", variant.image_file))
     torch.save(prefixed(tensors, "state_dict.text."), folder / "pytorch_model.bin")
-    config = dict(_meta_json(meta, "text_standin_config"))
+    config = _meta_json(meta, "text_standin_config") or _meta_json(meta, "text_config")
+    if not config:
+        raise ValueError("the fixture's metadata has no text_standin_config (the CXR-BERT configuration it was built with)")
+    config = dict(config)
     config.setdefault("model_type", "cxr-bert")
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     vocab = bundled_vocab()
@@ -212,4 +215,30 @@ def _end_to_end(model, tensors, meta, raw_keys, prompt_sets, positive_decision) 
     return checks
 
 
-__all__ = ["reproduce", "write_release_layout"]
+def main(argv: list[str] | None = None) -> int:
+    """``python -m baselines.biovil.reference FIXTURE.safetensors``: each check's difference; 0 iff all pass."""
+    import sys
+
+    from baselines.reference import evaluate, load_fixture
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m baselines.biovil.reference FIXTURE.safetensors", file=sys.stderr)
+        return 2
+    if not Path(args[0]).is_file():
+        print(f"{args[0]}: no such fixture file", file=sys.stderr)
+        return 2
+    tensors, meta = load_fixture(args[0])
+    verdicts = [evaluate(c) for c in reproduce(tensors, meta)]
+    for v in verdicts:
+        print(f"{'ok  ' if v.ok else 'FAIL'} {v.name} {list(v.shape)} max|d|={v.max_abs:.3g} rel={v.rel:.3g} "
+              f"({v.tolerance})")
+    bad = sum(not v.ok for v in verdicts)
+    print(f"{len(verdicts) - bad}/{len(verdicts)} checks within tolerance")
+    return 0 if bad == 0 else 1
+
+
+__all__ = ["main", "reproduce", "write_release_layout"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
