@@ -186,7 +186,21 @@ def load_biovil(folder: str | Path | None = None, variant: str = "biovil", image
     image = image_model_from_state(read_state_dict(image_file), what=str(image_file))
     text = load_text_model(text_folder)
     vocab = Path(vocab_file) if vocab_file else Path(text_folder) / "vocab.txt"
-    return Biovil(image, text, Tokenizer(vocab, max_length=text.max_length), spec.resize, spec.crop)
+    return Biovil(image, text, Tokenizer(vocab, lowercase=_lowercase(Path(text_folder)), max_length=text.max_length),
+                  spec.resize, spec.crop)
+
+
+def _lowercase(text_folder: Path) -> bool:
+    """``do_lower_case`` of the folder's ``tokenizer_config.json`` (CXR-BERT's vocab is uncased: default True)."""
+    import json
+
+    path = text_folder / "tokenizer_config.json"
+    if not path.is_file():
+        return True
+    try:
+        return bool(json.loads(path.read_text()).get("do_lower_case", True))
+    except (json.JSONDecodeError, AttributeError):
+        raise ValueError(f"{path}: not a valid tokenizer_config.json") from None
 
 
 def md5(path: str | Path) -> str:

@@ -226,6 +226,19 @@ def test_cli_runs_nih_zs_offline_and_records_the_rule_and_weights(tmp_path, synt
     assert not no_network
 
 
+def test_biovil_t_runs_nih_zs(tmp_path, synth_roots, no_network):
+    from cxrbench.results import validate_record
+    from cxrbench.run import run
+
+    record = json.loads(run("biovil-t", "nih-zs", [None], [0], _options(tmp_path, synth_roots["nih-cxr14"]))[0]
+                        .read_text())
+    validate_record(record)
+    assert record["model"]["name"] == "biovil-t" and record["model"]["architecture"]["multi_image"] is True
+    assert record["model"]["repo"] == "microsoft/BiomedVLP-BioViL-T" and record["model"]["weights"] == "random"
+    assert record["summary"]["auc"]["value"] is not None
+    assert not no_network
+
+
 @pytest.mark.parametrize("name", ["biovil", "biovil-t"])
 def test_siim_ground_writes_a_valid_record(tmp_path, synth_roots, no_network, name):
     from cxrbench.results import validate_record
@@ -272,12 +285,14 @@ def test_zero_shot_score_is_the_published_decision_and_maps_follow_the_crop():
 def test_missing_weights_are_not_downloaded_and_say_how(tmp_path, monkeypatch, no_network):
     from cxrbench.models.biovil import BiovilWeightsUnavailable, load_biovil_adapter
 
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache, wherever this runs
     with pytest.raises(BiovilWeightsUnavailable, match="--allow-download"):
         load_biovil_adapter("biovil", None)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_biovil_adapter("biovil", tmp_path / "nope.pt")
+    assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").rglob("*.pt"))
 
 
 @pytest.mark.slow
