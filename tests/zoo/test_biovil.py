@@ -306,3 +306,35 @@ def test_seg_and_ft_run_on_the_resnet_trunk(tmp_path, synth_roots, no_network, t
     assert "biovil image trunk (resnet18" in record["training"]["encoder"]
     assert all(v["value"] is not None for v in record["summary"].values())
     assert not no_network
+
+
+def test_wrapped_and_prefixed_files_load_through_the_same_path():
+    state = _meta_state(MANIFESTS["image"])
+    wrapped = {"state_dict": {f"module.{k}": v for k, v in state.items()}}
+    model = image_model_from_state(wrapped, what="wrapped.pt", meta=True)
+    assert model.arch == "resnet50"
+
+
+def test_a_downloaded_folder_goes_through_the_adapter_with_its_checksums(tmp_path, fixture):
+    """The fixture's weights written out in the released layout load through ``--checkpoint FOLDER``; the record
+    names the files, their sha256 and whether the image file is the published one (it is not: random weights)."""
+    from baselines.biovil.reference import write_release_layout
+    from cxrbench.models.biovil import load_biovil_adapter
+    from cxrbench.models.base import file_sha256
+
+    tensors, meta = fixture
+    folder = write_release_layout(tensors, meta, tmp_path / "snapshot")
+    adapter = load_biovil_adapter("biovil", folder)
+    info = adapter.describe()
+    image = folder / "biovil_image_resnet50_proj_size_128.pt"
+    assert info["weights"] == "released" and info["random_weights"] is False and info["zoo"] is True
+    assert info["checkpoint"] == str(image) and info["checkpoint_sha256"] == file_sha256(image)
+    assert info["checksums"]["image_md5_matches_published"] is False
+    assert info["checksums"]["text_sha256"] == file_sha256(folder / "pytorch_model.bin")
+    assert info["architecture"]["image"] == "resnet18" and info["preprocessing"]["center_crop"] == 480
+    # a file that does not fit is one readable error naming it
+    torch.save({k: v for k, v in prefixed(tensors, "state_dict.image.").items() if "projector.model.3" not in k},
+               image)
+    with pytest.raises(StateDictMismatch, match=r"biovil_image_resnet50_proj_size_128.pt does not fit the model: "
+                                                r"missing 2 keys: projector.model.3.weight, projector.model.3.bias"):
+        load_biovil_adapter("biovil", folder)
