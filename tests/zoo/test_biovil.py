@@ -4,6 +4,7 @@ readable mismatch message, the tokenizer's prompt cleaning, and the model end to
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,28 @@ def test_a_downloaded_folder_goes_through_the_adapter_with_its_checksums(tmp_pat
     with pytest.raises(StateDictMismatch, match=r"biovil_image_resnet50_proj_size_128.pt does not fit the model: "
                                                 r"missing 2 keys: projector.model.3.weight, projector.model.3.bias"):
         load_biovil_adapter("biovil", folder)
+
+
+def test_biovil_t_temporal_path_uses_the_prior_and_needs_a_14x14_grid():
+    from baselines.biovil.image import ImageModel, sine_position_embedding
+
+    torch.manual_seed(0)
+    model = ImageModel("resnet18", multi_image=True).eval()
+    current, prior = torch.rand(1, 3, 448, 448), torch.rand(1, 3, 448, 448)
+    with torch.no_grad():
+        alone = model(current)
+        both = model(current, prior)
+    assert both["patch_embeddings"].shape == (1, 512, 14, 14)
+    assert torch.equal(alone["patch_embeddings"][:, :256], both["patch_embeddings"][:, :256])
+    missing = model.encoder.missing_previous_emb.expand(1, 256, 14, 14)
+    assert torch.equal(alone["patch_embeddings"][:, 256:], missing)
+    assert not torch.allclose(both["patch_embeddings"][:, 256:], missing)
+    pos = sine_position_embedding(128, (14, 14))
+    step = 2 * math.pi / 14  # normalised cumulative position 1 / 14 of 2 pi; frequencies 10000^(2 floor(i/2) / 128)
+    assert pos.shape == (1, 196, 256)
+    assert torch.allclose(pos[0, 0, :2], torch.tensor([math.sin(step), math.cos(step)]), atol=1e-5)  # y, row 0
+    assert torch.allclose(pos[0, 1, 128:130], torch.tensor([math.sin(2 * step), math.cos(2 * step)]), atol=1e-5)
+    assert torch.allclose(pos[0, 14, :2], torch.tensor([math.sin(2 * step), math.cos(2 * step)]), atol=1e-5)
+    assert torch.allclose(pos[0, 14, 128:130], torch.tensor([math.sin(step), math.cos(step)]), atol=1e-5)
+    with pytest.raises(ValueError, match="14 x 14"), torch.no_grad():
+        model(torch.rand(1, 3, 224, 224), torch.rand(1, 3, 224, 224))
