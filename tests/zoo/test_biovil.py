@@ -341,6 +341,7 @@ def test_a_downloaded_folder_goes_through_the_adapter_with_its_checksums(tmp_pat
         load_biovil_adapter("biovil", folder)
 
 
+@pytest.mark.slow
 def test_biovil_t_temporal_path_uses_the_prior_and_needs_a_14x14_grid():
     from baselines.biovil.image import ImageModel, sine_position_embedding
 
