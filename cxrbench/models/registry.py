@@ -7,7 +7,7 @@ names up here. Adapter modules import their heavy dependencies when a model is l
 
 from __future__ import annotations
 
-from cxrbench.models import (biomedclip, chexzero, clip, gloria, medklip, medslip, medslip_single_stream, open_clip,
+from cxrbench.models import (biomedclip, biovil, chexzero, clip, gloria, medklip, medslip, medslip_single_stream, open_clip,
                              pubmedclip, supervised)
 from cxrbench.models.base import ModelEntry
 
@@ -27,6 +27,8 @@ MODELS: dict[str, ModelEntry] = {
         pubmedclip.ENTRY,
         medklip.ENTRY,
         gloria.ENTRY,
+        biovil.ENTRY,
+        biovil.ENTRY_T,
     )
 }
 
