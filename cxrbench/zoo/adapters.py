@@ -28,7 +28,8 @@ def random_kind(checkpoint: str | Path | None) -> str | None:
     return text if text in (RANDOM, RANDOM_REDUCED) else None
 
 
-def split_checkpoints(checkpoint: str | Path, suffixes: Sequence[str] = (".pt", ".pth", ".bin", ".safetensors")) -> list[Path]:
+def split_checkpoints(checkpoint: str | Path,
+                      suffixes: Sequence[str] = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")) -> list[Path]:
     """``a.pt,b.pt`` or a folder (its files with ``suffixes``, sorted) -> the checkpoint files, sorted by path."""
     parts = [p.strip() for p in str(checkpoint).split(",") if p.strip()]
     files: list[Path] = []
