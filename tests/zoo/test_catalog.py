@@ -137,3 +137,18 @@ def test_run_reports_bad_zoo_input_in_one_line(tmp_path):
     out = runner.invoke(app, ["run", "--model", "chexzero", "--task", "siim-seg", "--checkpoint", "random-reduced",
                               "--out", str(tmp_path)], env=WIDE)
     assert out.exit_code == 2 and "does not support 'seg'" in out.output
+
+
+def test_fetch_pins_a_verified_revision(monkeypatch, no_network):
+    import huggingface_hub
+
+    import cxrbench.zoo.catalog as catalog
+
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    entries = parse_catalog(GOOD.replace('revision: unverified, revision_note: "not checked"', f"revision: {rev}"))
+    monkeypatch.setattr(catalog, "load_catalog", lambda *a: entries)
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kw: calls.append(kw) or "/fake")
+    out = CliRunner().invoke(app, ["zoo", "fetch", "m", "--allow-download"], env=WIDE)
+    assert out.exit_code == 0, out.output
+    assert calls == [{"repo_id": "org/m", "revision": rev, "allow_patterns": ["w.bin"]}]
