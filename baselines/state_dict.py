@@ -4,7 +4,8 @@ Every published-model family uses the same four steps, so a user's downloaded fi
 tensors go through the same code:
 
 1. :func:`read_state_dict`: ``torch.load(..., weights_only=True)`` (``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt``)
-   or safetensors; nothing arbitrary is unpickled;
+   or safetensors; nothing arbitrary is unpickled; a ``.json`` key manifest (``{key: shape}``) gives meta
+   tensors, so a released layout is checked without its weights;
 2. :func:`unwrap`: take the state dict out of a training wrapper (``{"state_dict": ...}``, ``{"model": ...}``)
    and :func:`strip_prefixes` (``module.``, ``model.`` ...);
 3. :func:`cast_floats`: floating-point tensors to one dtype (fp16 releases are read in fp32);
@@ -91,6 +92,16 @@ def read_state_dict(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ".json":  # a released key manifest {key: shape}: meta tensors, checked without weights
+        import json
+
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UnreadableCheckpoint(f"{path}: not a JSON key manifest ({exc})") from None
+        if not (isinstance(manifest, dict) and all(isinstance(v, list) for v in manifest.values())):
+            raise UnreadableCheckpoint(f"{path}: a key manifest maps each key to its shape (a list of ints)")
+        return manifest_state_dict(manifest)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

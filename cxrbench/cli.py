@@ -152,9 +152,15 @@ def run_cmd(
                          zero_shot_rule=zero_shot_rule)
     from cxrbench.models.base import UnsupportedSetting
 
+    from cxrbench.zoo.adapters import ZooWeightsMissing
+    from medslip.checkpoint import CheckpointMismatch
+
     try:
         paths = run(model, task, _floats(label_frac), _ints(seeds), options)
-    except UnsupportedSetting as err:  # e.g. open-clip ft with a ViT checkpoint
+    except (UnsupportedSetting, CheckpointMismatch) as err:  # e.g. open-clip ft with a ViT checkpoint
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    except (ValueError, ZooWeightsMissing) as err:  # a bad option value or a missing zoo checkpoint: one line
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     print_records(paths)

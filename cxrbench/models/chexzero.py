@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from cxrbench.models.base import ClassSpec, Encoder, ModelEntry, UnsupportedSetting
-from cxrbench.zoo.adapters import RANDOM_REDUCED, choose_rule, random_kind, split_checkpoints, zoo_identity
+from cxrbench.zoo.adapters import RANDOM_REDUCED, ZooWeightsMissing, choose_rule, random_kind, split_checkpoints, zoo_identity
 from cxrbench.zoo.catalog import get_entry
 from medslip.augment import IMAGENET_MEAN, IMAGENET_STD
 
@@ -166,7 +166,7 @@ def load_openai_zoo(cls: type[OpenAIClipZooAdapter], name: str, checkpoint: Path
         if checkpoint is None:
             folder = entry.folder()
             if not (folder.is_dir() and any(folder.iterdir())):
-                raise FileNotFoundError(
+                raise ZooWeightsMissing(
                     f"{name} needs --checkpoint: a released file, several (a.pt,b.pt) or a folder; or random / "
                     f"{RANDOM_REDUCED}. `cxrbench zoo fetch {name}` says where to get them ({folder} is empty)")
             checkpoint = folder

@@ -18,6 +18,10 @@ from typing import Any, Sequence
 from cxrbench.models.base import file_sha256
 from cxrbench.zoo.catalog import ZooEntry, get_entry
 
+class ZooWeightsMissing(FileNotFoundError):
+    """A zoo model's checkpoint (or a file it needs) is not on this machine; the message says how to get it."""
+
+
 RANDOM = "random"
 RANDOM_REDUCED = "random-reduced"
 
@@ -28,7 +32,8 @@ def random_kind(checkpoint: str | Path | None) -> str | None:
     return text if text in (RANDOM, RANDOM_REDUCED) else None
 
 
-def split_checkpoints(checkpoint: str | Path, suffixes: Sequence[str] = (".pt", ".pth", ".bin", ".safetensors")) -> list[Path]:
+def split_checkpoints(checkpoint: str | Path,
+                      suffixes: Sequence[str] = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")) -> list[Path]:
     """``a.pt,b.pt`` or a folder (its files with ``suffixes``, sorted) -> the checkpoint files, sorted by path."""
     parts = [p.strip() for p in str(checkpoint).split(",") if p.strip()]
     files: list[Path] = []
@@ -37,14 +42,14 @@ def split_checkpoints(checkpoint: str | Path, suffixes: Sequence[str] = (".pt", 
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in suffixes)
             if not found:
-                raise FileNotFoundError(f"no checkpoint ({', '.join(suffixes)}) in folder {path}")
+                raise ZooWeightsMissing(f"no checkpoint ({', '.join(suffixes)}) in folder {path}")
             files += found
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"checkpoint not found: {path}")
+            raise ZooWeightsMissing(f"checkpoint not found: {path}")
     if not files:
-        raise FileNotFoundError(f"no checkpoint given ({checkpoint!r})")
+        raise ZooWeightsMissing(f"no checkpoint given ({checkpoint!r})")
     return sorted(files, key=str)
 
 
@@ -90,5 +95,5 @@ def zoo_identity(name: str, files: Sequence[str | Path] | None, rule: str, rando
     return out
 
 
-__all__ = ["RANDOM", "RANDOM_REDUCED", "choose_rule", "ensemble_sha256", "random_kind", "split_checkpoints",
+__all__ = ["RANDOM", "RANDOM_REDUCED", "ZooWeightsMissing", "choose_rule", "ensemble_sha256", "random_kind", "split_checkpoints",
            "zoo_identity"]

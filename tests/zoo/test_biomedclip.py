@@ -105,3 +105,13 @@ def test_end_to_end_on_synthcxr_offline(task, tmp_path, nih_root, no_network):
     assert model["zoo"] and model["weights"] == "random" and model["zero_shot_rule"] == "biomedclip-class-softmax"
     assert model["image_size"] == 64 and record["summary"]["auc"]["value"] is not None
     assert not no_network
+
+
+def test_zoo_verify_on_the_released_manifest(no_network):
+    from typer.testing import CliRunner
+
+    from cxrbench.cli import app
+
+    out = CliRunner().invoke(app, ["zoo", "verify", "biomedclip", str(zoo_fixture(MANIFEST))])
+    assert out.exit_code == 0 and "loads strictly" in out.output, out.output
+    assert not no_network

@@ -125,3 +125,30 @@ def test_strict_load_groups_the_diff_and_loads_meta_manifests():
         meta_model = Tiny()
     load_strict(meta_model, manifest_state_dict({k: list(v.shape) for k, v in model.state_dict().items()}))
     assert compare_shapes({"a": (1,)}, {"a": (1,)}) is None
+
+
+def test_run_reports_bad_zoo_input_in_one_line(tmp_path):
+    runner = CliRunner()
+    base = ["run", "--model", "chexzero", "--task", "nih-zs", "--no-progress", "--out", str(tmp_path)]
+    out = runner.invoke(app, [*base, "--checkpoint", str(tmp_path / "absent.pt")], env=WIDE)
+    assert out.exit_code == 2 and "checkpoint not found" in out.output and "Traceback" not in out.output
+    out = runner.invoke(app, [*base, "--checkpoint", "random-reduced", "--zero-shot-rule", "nope"], env=WIDE)
+    assert out.exit_code == 2 and "chexzero-pair-softmax" in out.output
+    out = runner.invoke(app, ["run", "--model", "chexzero", "--task", "siim-seg", "--checkpoint", "random-reduced",
+                              "--out", str(tmp_path)], env=WIDE)
+    assert out.exit_code == 2 and "does not support 'seg'" in out.output
+
+
+def test_fetch_pins_a_verified_revision(monkeypatch, no_network):
+    import huggingface_hub
+
+    import cxrbench.zoo.catalog as catalog
+
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    entries = parse_catalog(GOOD.replace('revision: unverified, revision_note: "not checked"', f"revision: {rev}"))
+    monkeypatch.setattr(catalog, "load_catalog", lambda *a: entries)
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kw: calls.append(kw) or "/fake")
+    out = CliRunner().invoke(app, ["zoo", "fetch", "m", "--allow-download"], env=WIDE)
+    assert out.exit_code == 0, out.output
+    assert calls == [{"repo_id": "org/m", "revision": rev, "allow_patterns": ["w.bin"]}]

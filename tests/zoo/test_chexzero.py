@@ -86,7 +86,7 @@ def test_ensemble_averages_the_probabilities(tmp_path):
         path = tmp_path / f"ck{seed}.pt"
         torch.save(random_openai_clip(_reduced(), seed=seed).state_dict(), path)
         files.append(path)
-    images = torch.randn(2, 3, 224, 224)
+    images = torch.randn(2, 3, 96, 96)
     classes = [ClassSpec("Effusion"), ClassSpec("Pleural_Thickening")]
     single = [load(f).zero_shot(images, classes) for f in files]
     both = load(Path(f"{files[1]},{files[0]}"))
@@ -115,3 +115,20 @@ def test_end_to_end_on_synthcxr_offline(task, tmp_path, nih_root, no_network):
     assert model["zero_shot_rule"] == "chexzero-pair-softmax" and model["config"]["vision_width"] == 128
     assert record["summary"]["auc"]["value"] is not None
     assert not no_network
+
+
+def test_verify_checks_a_released_key_manifest_without_weights(tmp_path):
+    """`zoo verify` on the released keys (meta tensors through the same loader), and on a damaged copy."""
+    manifest = zoo_fixture("chexzero_official_state_dict_keys_vit_b32.json")
+    runner = CliRunner()
+    out = runner.invoke(app, ["zoo", "verify", "chexzero", str(manifest)], env=WIDE)
+    assert out.exit_code == 0 and "ViT-B/32 768 x 12" in out.output, out.output
+    keys = json.loads(manifest.read_text())
+    keys["visual.proj_renamed"] = keys.pop("visual.proj")
+    del keys["ln_final.bias"]
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(json.dumps(keys))
+    out = runner.invoke(app, ["zoo", "verify", "chexzero", str(damaged)], env=WIDE)
+    assert out.exit_code == 2, out.output
+    text = out.output
+    assert "2 missing, 1 unexpected" in text and "visual.proj_renamed" in text and "ln_final.bias" in text
