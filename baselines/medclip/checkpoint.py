@@ -102,12 +102,17 @@ def _group(keys: list[str], show_groups: int = 12, show_leaves: int = 6) -> list
     """Keys grouped by their parent module, layer / block numbers written ``*``: one line per pattern with
     its count and leaf names."""
     groups: dict[str, list[str]] = defaultdict(list)
+    full: dict[str, str] = {}
     for key in keys:
         parts = key.split(".")
         parent = ".".join("*" if p.isdigit() else p for p in parts[:-1])
         groups[parent].append(parts[-1])
+        full[parent] = key
     lines = []
     for parent, leaves in sorted(groups.items())[:show_groups]:
+        if len(leaves) == 1:  # a single key: shown in full
+            lines.append(f"    {full[parent]}")
+            continue
         names = sorted(set(leaves))
         more = f", ... (+{len(names) - show_leaves})" if len(names) > show_leaves else ""
         lines.append(f"    {parent + '.' if parent else ''}{{{', '.join(names[:show_leaves])}{more}}} ({len(leaves)})")

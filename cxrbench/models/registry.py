@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 
+from cxrbench.models import medclip as _medclip
 from cxrbench.models.base import ModelEntry
 
 
@@ -29,6 +30,8 @@ def _load_medslip(checkpoint: Path | None = None, description_file: Path | None 
 MODELS: dict[str, ModelEntry] = {
     "medslip": ModelEntry("medslip", "MeDSLIP (ours or the published .pth with its description file)",
                           frozenset({"zs", "ground", "ft", "seg"}), _load_medslip),
+    "medclip-resnet": _medclip.ENTRY,
+    "medclip-vit": _medclip.ENTRY_VIT,
 }
 
 
