@@ -127,4 +127,28 @@ def reproduce(tensors: dict[str, Tensor], meta: dict[str, str]) -> list[Check]:
     return _model_checks(tensors, meta)
 
 
-__all__ = ["MODEL_KINDS", "reproduce"]
+def main(argv: list[str] | None = None) -> int:
+    """``python -m baselines.medclip.reference FIXTURE...``: each check's difference; 0 only if all pass."""
+    import sys
+
+    from baselines.reference import evaluate, load_fixture
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print("usage: python -m baselines.medclip.reference FIXTURE.safetensors [...]", file=sys.stderr)
+        return 2
+    ok = True
+    for path in paths:
+        tensors, meta = load_fixture(path)
+        for v in (evaluate(c) for c in reproduce(tensors, meta)):
+            ok &= v.ok
+            print(f"{'ok  ' if v.ok else 'FAIL'} {path}: {v.name} {list(v.shape)} max|d|={v.max_abs:.3g} "
+                  f"rel={v.rel:.3g} ({v.tolerance})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["MODEL_KINDS", "main", "reproduce"]

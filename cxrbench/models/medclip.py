@@ -4,7 +4,7 @@
 ``--checkpoint`` is one of:
 
 - the released ``pytorch_model.bin`` (from ``medclip-pretrained.zip`` / ``medclip-vit-pretrained.zip``) or the
-  folder holding it: loaded strictly (``weights_only=True``) after the Swin renames the installed transformers
+  folder holding it (no ``--checkpoint``: ``<cxrbench cache>/zoo/<name>/``): loaded strictly (``weights_only=True``) after the Swin renames the installed transformers
   needs; the tokenizer is Bio_ClinicalBERT's, from ``--text-encoder DIR`` or the local Hugging Face cache
   (downloaded only with ``--allow-download``);
 - ``random``: random weights (fixed seed) of the released architecture (Bio_ClinicalBERT tokenizer needed);
@@ -234,11 +234,19 @@ class MedClipAdapter:
                             "other_classes": "the task's positive prompts, under the same rule"}}
 
 
+def default_folder(name: str) -> Path:
+    """Where a manually downloaded checkpoint is looked for when no ``--checkpoint`` is given:
+    ``<cxrbench cache>/zoo/<name>/`` (the unzipped release: ``pytorch_model.bin``)."""
+    from cxrbench.paths import cache_dir
+
+    return cache_dir() / "zoo" / name
+
+
 def _missing_checkpoint(name: str) -> FileNotFoundError:
     zipname = "medclip-pretrained.zip" if name == "medclip-resnet" else "medclip-vit-pretrained.zip"
-    return FileNotFoundError(f"{name} needs --checkpoint PATH: the pytorch_model.bin of {zipname} (or its folder; "
-                             f"`cxrbench zoo show {name}` says where to get it), or --checkpoint {RANDOM} / "
-                             f"{RANDOM_REDUCED} for random weights")
+    return FileNotFoundError(f"{name}: no checkpoint given and none in {default_folder(name)}: unzip {zipname} there "
+                             f"(`cxrbench zoo show {name}` says where to get it), or pass --checkpoint PATH "
+                             f"(pytorch_model.bin or its folder), or --checkpoint {RANDOM} / {RANDOM_REDUCED}")
 
 
 def load_medclip_adapter(vision: str, checkpoint: Path | str | None = None, text_encoder: str | None = None,
@@ -251,7 +259,9 @@ def load_medclip_adapter(vision: str, checkpoint: Path | str | None = None, text
 
     name = NAMES[vision]
     if checkpoint is None:
-        raise _missing_checkpoint(name)
+        if not (default_folder(name) / "pytorch_model.bin").is_file():
+            raise _missing_checkpoint(name)
+        checkpoint = default_folder(name)
     spec = str(checkpoint)
     allow = downloads_allowed(allow_download)
     if spec in (RANDOM, RANDOM_REDUCED):
@@ -292,5 +302,5 @@ ENTRY_VIT = ModelEntry("medclip-vit", "MedCLIP-ViT (Swin-T; published checkpoint
                        frozenset({"zs", "ft"}), _load_vit)
 ENTRIES = (ENTRY, ENTRY_VIT)
 
-__all__ = ["ENTRIES", "ENTRY", "ENTRY_VIT", "MedClipAdapter", "MedClipRenormalise", "MedClipResNetTrunk",
+__all__ = ["ENTRIES", "ENTRY", "ENTRY_VIT", "default_folder", "MedClipAdapter", "MedClipRenormalise", "MedClipResNetTrunk",
            "MedClipSwinTrunk", "load_medclip_adapter", "random_swin_head_block"]
