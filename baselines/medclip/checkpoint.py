@@ -102,17 +102,20 @@ def _group(keys: list[str], show_groups: int = 12, show_leaves: int = 6) -> list
     """Keys grouped by their parent module, layer / block numbers written ``*``: one line per pattern with
     its count and leaf names."""
     groups: dict[str, list[str]] = defaultdict(list)
+    parents: dict[str, set[str]] = defaultdict(set)
     full: dict[str, str] = {}
     for key in keys:
         parts = key.split(".")
-        parent = ".".join("*" if p.isdigit() else p for p in parts[:-1])
-        groups[parent].append(parts[-1])
-        full[parent] = key
+        pattern = ".".join("*" if p.isdigit() else p for p in parts[:-1])
+        groups[pattern].append(parts[-1])
+        parents[pattern].add(".".join(parts[:-1]))
+        full[pattern] = key
     lines = []
-    for parent, leaves in sorted(groups.items())[:show_groups]:
+    for pattern, leaves in sorted(groups.items())[:show_groups]:
         if len(leaves) == 1:  # a single key: shown in full
-            lines.append(f"    {full[parent]}")
+            lines.append(f"    {full[pattern]}")
             continue
+        parent = next(iter(parents[pattern])) if len(parents[pattern]) == 1 else pattern
         names = sorted(set(leaves))
         more = f", ... (+{len(names) - show_leaves})" if len(names) > show_leaves else ""
         lines.append(f"    {parent + '.' if parent else ''}{{{', '.join(names[:show_leaves])}{more}}} ({len(leaves)})")
@@ -186,7 +189,10 @@ def adapt_to_module(sd: Mapping[str, Tensor], module_state: Mapping[str, Tensor]
     to_v5 = module_uses_v5_swin_names(expected)
     rename = swin_v4_to_v5 if to_v5 else swin_v5_to_v4
     out: dict[str, Tensor] = {}
-    notes = {"renamed": 0, "dropped": 0, "filled": 0, "swin_names": "transformers-5" if to_v5 else "transformers-4"}
+    has_swin = any(k.startswith(SWIN_PREFIX + "encoder.layers.") for k in expected)
+    notes = {"renamed": 0, "dropped": 0, "filled": 0,
+             "swin_names": ("transformers-5" if to_v5 else "transformers-4") if has_swin else None,
+             "file_names": ("transformers-4" if to_v5 else "transformers-5") if has_swin else None}
     for key, value in sd.items():
         new = rename(key) if key not in expected else key
         if new != key:
@@ -212,9 +218,22 @@ def load_strict(module: nn.Module, sd: Mapping[str, Tensor], what: str = "checkp
 
 
 def load_into(module: nn.Module, obj: Mapping, what: str = "checkpoint") -> dict:
-    """prepare -> adapt -> strict load of a state dict already in memory; returns the adaptation notes."""
+    """prepare -> adapt -> strict load of a state dict already in memory; returns the adaptation notes.
+    A mismatch is reported in the file's own Swin naming (a transformers-4 file's missing keys under their
+    transformers-4 names)."""
     sd, notes = adapt_to_module(prepare_state_dict(obj), module.state_dict())
-    load_strict(module, sd, what)
+    try:
+        load_strict(module, sd, what)
+    except CheckpointMismatch as exc:
+        if not notes["renamed"]:
+            raise
+        back = swin_v5_to_v4 if notes["swin_names"] == "transformers-5" else swin_v4_to_v5
+        mismatch = exc.mismatch
+        mismatch.missing = sorted(back(k) for k in mismatch.missing)
+        mismatch.unexpected = sorted(back(k) for k in mismatch.unexpected)
+        mismatch.shapes = [(back(k), a, b) for k, a, b in mismatch.shapes]
+        raise CheckpointMismatch(format_mismatch(mismatch, what) + f"\n  (keys in the file's {notes['file_names']} "
+                                 "Swin names)", mismatch) from None
     return notes
 
 
@@ -228,7 +247,19 @@ def load_medclip(path: str | Path, config) -> tuple[nn.Module, dict]:
     return model.eval(), notes
 
 
+def verify_checkpoint(path: str | Path, vision: str) -> dict:
+    """Check a released-layout file against the released configuration of ``vision`` (``"resnet50"`` or
+    ``"swin"``) without allocating the model (built on the meta device): the same read -> prepare -> adapt ->
+    strict key / shape check as :func:`load_medclip`. Raises :class:`CheckpointMismatch` (a ``ValueError``
+    whose message is the grouped report); returns the adaptation notes."""
+    from baselines.medclip.model import build_model, released_config
+
+    with torch.device("meta"):
+        model = build_model(released_config(vision))
+    return load_into(model, read_state_dict(path), what=f"MedCLIP checkpoint {path}")
+
+
 __all__ = ["DERIVED_BUFFERS", "SWIN_PREFIX", "SWIN_RENAMES", "WEIGHTS_NAME", "CheckpointMismatch", "Mismatch",
            "adapt_to_module", "diff_keys", "format_mismatch", "is_derived_buffer", "load_into", "load_medclip",
            "load_strict", "module_uses_v5_swin_names", "prepare_state_dict", "read_state_dict", "swin_v4_to_v5",
-           "swin_v5_to_v4"]
+           "swin_v5_to_v4", "verify_checkpoint"]

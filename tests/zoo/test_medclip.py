@@ -171,6 +171,12 @@ def test_mismatch_is_one_readable_message_with_missing_unexpected_and_shapes(tmp
     assert "logit_scale: [2] vs []" in text
     assert info.value.mismatch.unexpected == ["vision_model.model.encoder.layers.0.blocks.0.attention.query_typo.weight"]
     assert format_mismatch(info.value.mismatch).count("\n") < 12
+    # the same report from the released-configuration check (meta device, nothing allocated)
+    from baselines.medclip.checkpoint import verify_checkpoint
+
+    with pytest.raises(CheckpointMismatch, match="missing") as released:
+        verify_checkpoint(file, "swin")
+    assert "vision_model.model.encoder.layers.*.blocks.*" in str(released.value)  # many keys: grouped
 
 
 def test_checkpoints_load_with_weights_only(tmp_path):
