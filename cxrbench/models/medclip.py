@@ -230,7 +230,9 @@ class MedClipAdapter:
                 "zero_shot_rule": self.rule.name, "zero_shot": self.rule.describe(),
                 "zero_shot_deterministic": self.rule.deterministic,
                 "zero_shot_scores": "sigmoid(class logit) (the published evaluator's multilabel rule)",
-                "prompts": {"medclip_classes": self.medclip_prompts(), "label_aliases": dict(LABEL_ALIASES),
+                "prompts": {"medclip_classes": ({c: len(p) for c, p in self.medclip_prompts().items()}
+                                                if self.rule.prompts == "all" else self.medclip_prompts()),
+                            "label_aliases": dict(LABEL_ALIASES),
                             "other_classes": "the task's positive prompts, under the same rule"}}
 
 

