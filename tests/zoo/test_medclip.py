@@ -56,6 +56,27 @@ def test_fixture_reproduced_within_tolerance(path):
 
 
 @pytest.mark.skipif(not FIXTURES, reason="MedCLIP fixtures not found (CI provides ../shared)")
+def test_nothing_depends_on_the_fixture_batch():
+    """The Swin fixture cut to its last image (and one class fewer) still reproduces: the per-image outputs
+    do not depend on the rest of the batch and nothing assumes the fixture's batch or class count."""
+    from baselines.medclip.reference import reproduce
+
+    path = next(p for p in FIXTURES if "vit" in p.name)
+    tensors, meta = load_fixture(path)
+    per_image = ("input.pixel_values", "expected.vision_pooled", "expected.vision_output", "expected.img_embeds",
+                 "expected.cls_logits_ensemble", "expected.cls_logits_max")
+    cut = {k: (v[-1:] if k in per_image or k.startswith("expected.logits.") else v) for k, v in tensors.items()}
+    last = str(len(json.loads(meta["class_names"])) - 1)
+    cut = {k: v for k, v in cut.items() if not k.endswith("." + last)}
+    cut["expected.cls_logits_ensemble"] = cut["expected.cls_logits_ensemble"][:, :-1]
+    cut["expected.cls_logits_max"] = cut["expected.cls_logits_max"][:, :-1]
+    meta = dict(meta, class_names=json.dumps(json.loads(meta["class_names"])[:-1]))
+    verdicts = [evaluate(c) for c in reproduce(cut, meta)]
+    assert verdicts and all(v.ok for v in verdicts)
+    assert {v.shape for v in verdicts if v.name == "expected.img_embeds"} == {(1, 512)}
+
+
+@pytest.mark.skipif(not FIXTURES, reason="MedCLIP fixtures not found (CI provides ../shared)")
 def test_a_wrong_pooling_or_clamp_would_be_caught():
     """The reproduction is sensitive to the published details: a masked mean or log(100) fails it."""
     from baselines.medclip.model import MedClipConfig, build_model
