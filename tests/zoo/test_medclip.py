@@ -190,7 +190,8 @@ def test_mismatch_is_one_readable_message_with_missing_unexpected_and_shapes(tmp
     assert f"    {key}\n" in text and "blocks.0.attention.query_typo.weight" in text
     assert "    text_model.projection_head.weight\n" in text
     assert "logit_scale: [2] vs []" in text
-    assert info.value.mismatch.unexpected == ["vision_model.model.encoder.layers.0.blocks.0.attention.query_typo.weight"]
+    assert info.value.mismatch.unexpected == [
+        "vision_model.model.encoder.layers.0.blocks.0.attention.query_typo.weight"]
     assert format_mismatch(info.value.mismatch).count("\n") < 12
     # the same report from the released-configuration check (meta device, nothing allocated)
     from baselines.medclip.checkpoint import verify_checkpoint
@@ -384,7 +385,7 @@ def test_released_file_through_the_adapter_records_its_checksum(tmp_path):
     model = build_model(reduced_config("resnet50"))
     notes = load_into(model, read_state_dict(tmp_path))
     assert torch.equal(model.vision_model.model.fc.weight, source.vision_model.model.fc.weight)
-    adapter = MedClipAdapter(model, minilm_tokenizer(), weights="released", checkpoint=str(tmp_path / "pytorch_model.bin"),
-                             notes=notes, image_size=64)
+    adapter = MedClipAdapter(model, minilm_tokenizer(), weights="released",
+                             checkpoint=str(tmp_path / "pytorch_model.bin"), notes=notes, image_size=64)
     desc = adapter.describe()
     assert desc["weights"] == "released" and len(desc["checkpoint_sha256"]) == 64
