@@ -143,9 +143,9 @@ def format_mismatch(mismatch: Mismatch, what: str = "checkpoint") -> str:
     return "\n".join(lines)
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """A state dict from ``path``: a ``.bin`` / ``.pt`` / ``.pth`` (``torch.load(weights_only=True)``), a
-    ``.safetensors`` file, or a folder holding ``pytorch_model.bin`` (the released zips' content)."""
+def resolve_file(path: str | Path) -> Path:
+    """The weight file of ``path``: the file itself, or in a folder ``pytorch_model.bin``, a ``.safetensors`` file
+    or ``*/pytorch_model.bin`` (a zip unpacked with its folder)."""
     path = Path(path)
     if path.is_dir():
         candidates = [path / WEIGHTS_NAME, *sorted(path.glob("*.safetensors")), *sorted(path.glob("*/" + WEIGHTS_NAME))]
@@ -155,6 +155,13 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         path = found[0]
     if not path.is_file():
         raise FileNotFoundError(f"MedCLIP checkpoint {path} does not exist")
+    return path
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """A state dict from ``path``: a ``.bin`` / ``.pt`` / ``.pth`` (``torch.load(weights_only=True)``), a
+    ``.safetensors`` file, or a folder holding ``pytorch_model.bin`` (the released zips' content)."""
+    path = resolve_file(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -263,5 +270,5 @@ def verify_checkpoint(path: str | Path, vision: str) -> dict:
 
 __all__ = ["DERIVED_BUFFERS", "SWIN_PREFIX", "SWIN_RENAMES", "WEIGHTS_NAME", "CheckpointMismatch", "Mismatch",
            "adapt_to_module", "diff_keys", "format_mismatch", "is_derived_buffer", "load_into", "load_medclip",
-           "load_strict", "module_uses_v5_swin_names", "prepare_state_dict", "read_state_dict", "swin_v4_to_v5",
-           "swin_v5_to_v4", "verify_checkpoint"]
+           "load_strict", "module_uses_v5_swin_names", "prepare_state_dict", "read_state_dict", "resolve_file",
+           "swin_v4_to_v5", "swin_v5_to_v4", "verify_checkpoint"]

@@ -284,9 +284,24 @@ def load_medclip_adapter(vision: str, checkpoint: Path | str | None = None, text
         raise FileNotFoundError(f"{name}: checkpoint {path} does not exist")
     tokenizer = load_tokenizer(text_encoder, allow)
     model, notes = load_medclip(path, released_config(vision))
-    weights_file = path if path.is_file() else next((p for p in (path / "pytorch_model.bin",) if p.is_file()), path)
+    from baselines.medclip.checkpoint import resolve_file
+
+    weights_file = resolve_file(path)
     return MedClipAdapter(model, tokenizer, weights="released", checkpoint=str(weights_file), rule=zero_shot_rule,
                           image_size=image_size, tokenizer_source=str(text_encoder or "Bio_ClinicalBERT"), notes=notes)
+
+
+def verify(name: str, path: str | Path) -> dict[str, Any]:
+    """``cxrbench zoo verify`` for a MedCLIP file: read (``weights_only=True``), Swin renames, strict key / shape
+    check against the released configuration (built on the meta device); raises
+    :class:`~baselines.medclip.checkpoint.CheckpointMismatch` (a ``ValueError``; its message is the grouped report)
+    and returns the adaptation notes and the file's sha256 when it matches."""
+    from baselines.medclip.checkpoint import resolve_file, verify_checkpoint
+
+    vision = {v: k for k, v in NAMES.items()}[name]
+    notes = verify_checkpoint(path, vision)
+    file = resolve_file(path)
+    return {**notes, "sha256": file_sha256(file), "file": str(file)}
 
 
 def _load_resnet(checkpoint: Path | None = None, **options: Any) -> MedClipAdapter:
@@ -306,4 +321,4 @@ ENTRY_VIT = ModelEntry("medclip-vit", "MedCLIP-ViT (Swin-T; published checkpoint
 ENTRIES = (ENTRY, ENTRY_VIT)
 
 __all__ = ["ENTRIES", "ENTRY", "ENTRY_VIT", "MedClipAdapter", "MedClipRenormalise", "MedClipResNetTrunk",
-           "MedClipSwinTrunk", "default_folder", "load_medclip_adapter", "random_swin_head_block"]
+           "MedClipSwinTrunk", "default_folder", "load_medclip_adapter", "random_swin_head_block", "verify"]

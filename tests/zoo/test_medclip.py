@@ -199,6 +199,10 @@ def test_mismatch_is_one_readable_message_with_missing_unexpected_and_shapes(tmp
     with pytest.raises(CheckpointMismatch, match="missing") as released:
         verify_checkpoint(file, "swin")
     assert "vision_model.model.encoder.layers.*.blocks.*" in str(released.value)  # many keys: grouped
+    from cxrbench.models.medclip import verify
+
+    with pytest.raises(ValueError, match="does not match the model"):
+        verify("medclip-vit", tmp_path)
 
 
 def test_checkpoints_load_with_weights_only(tmp_path):
