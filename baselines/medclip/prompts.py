@@ -6,7 +6,8 @@ own keys: severity, subtype, location; for "Pleural Effusion" severity, location
 ``n`` of them with :func:`random.sample` from the global Python RNG, class by class in dict order. Its
 README uses ``n=10`` and no seed, so the official prompt set cannot be reproduced; with a seed it can:
 ``random.seed(s)`` followed by the published call equals :func:`sample_prompts` with
-``random.Random(s)``. The strings are kept exactly as published, typos ("apperance of",
+``random.Random(s)``. The RSNA pneumonia and COVID tables are drawn the same way by their own published
+functions. The strings are kept exactly as published, typos ("apperance of",
 "presistent", "uppper"), empty words (hence leading / trailing / double spaces) and the repeated
 "bilateral pleural effusion" included.
 """
@@ -72,22 +73,56 @@ CHEXPERT_CLASS_PROMPTS: dict[str, dict[str, list[str]]] = {
     },
 }
 
+#: The RSNA pneumonia and COVID prompt tables (``RSNA_CLASS_PROMPTS`` / ``COVID_CLASS_PROMPTS``, drawn by the
+#: published ``generate_rsna_class_prompts`` / ``generate_covid_class_prompts`` with the same rule; the COVID
+#: table has four word lists). Unlike the CheXpert table these are not checked by a fixture.
+RSNA_CLASS_PROMPTS: dict[str, dict[str, list[str]]] = {
+    "Pneumonia": {
+        "adjective": ["round", "early", "focal", "multifocal", "small", ""],
+        "subtype": ["bacterial", "viral", "mycoplasma", ""],
+        "location": ["at the mid lung zone", "at the upper lung zone", "at the right lung zone",
+                     "at the left lung zone", "at the lung bases", "at the right lung base", "at the left lung base",
+                     "at the bilateral lung bases", "at the left lower lobe", "at the right lower lobe",
+                     "at the left middle lobe", "at the right middle lobe", ""],
+    },
+}
+COVID_CLASS_PROMPTS: dict[str, dict[str, list[str]]] = {
+    "COVID": {
+        "adjective": ["patchy", "confluent"],
+        "description": ["ground glass"],
+        "subtype": ["opacity", "consolidation"],
+        "location": ["in peripheral", "in mid", "in lower"],
+    },
+}
+#: Every published prompt table, in the order the adapter draws them (each by its own published function).
+PROMPT_TABLES: dict[str, dict[str, dict[str, list[str]]]] = {
+    "chexpert": CHEXPERT_CLASS_PROMPTS, "rsna": RSNA_CLASS_PROMPTS, "covid": COVID_CLASS_PROMPTS}
+
 #: Prompts per class in the published README's zero-shot example.
 PUBLISHED_N_PROMPTS = 10
 
 #: Harness / dataset label -> MedCLIP class whose prompt set describes it.
-LABEL_ALIASES = {"Effusion": "Pleural Effusion", "Pleural_Effusion": "Pleural Effusion"}
+LABEL_ALIASES = {"Effusion": "Pleural Effusion", "Pleural_Effusion": "Pleural Effusion", "COVID-19": "COVID"}
+
+
+def table_of(class_name: str) -> str:
+    """The name of the prompt table holding a MedCLIP class."""
+    for name, table in PROMPT_TABLES.items():
+        if class_name in table:
+            return name
+    raise KeyError(f"no MedCLIP prompt table has the class {class_name!r}")
 
 
 def candidate_prompts(class_name: str) -> list[str]:
     """Every prompt of a class: the word lists combined in the class's own key order, space-joined."""
-    lists = list(CHEXPERT_CLASS_PROMPTS[class_name].values())
+    lists = list(PROMPT_TABLES[table_of(class_name)][class_name].values())
     return [" ".join(words) for words in itertools.product(*lists)]
 
 
 def sample_prompts(n: int | None = PUBLISHED_N_PROMPTS, rng: random.Random | None = None,
                    classes: Sequence[str] = CHEXPERT_COMPETITION_TASKS) -> dict[str, list[str]]:
-    """The published ``generate_chexpert_class_prompts(n)``: ``n`` prompts per class drawn with
+    """The published ``generate_chexpert_class_prompts(n)`` (or the RSNA / COVID one, given their classes): ``n``
+    prompts per class drawn with
     ``rng.sample`` (class by class, in order); all candidates when ``n`` is None or not smaller than their
     number. ``rng=None`` draws from the global :mod:`random` state, as the published code does."""
     draw = rng if rng is not None else random
@@ -101,8 +136,9 @@ def sample_prompts(n: int | None = PUBLISHED_N_PROMPTS, rng: random.Random | Non
 def medclip_class(label: str) -> str | None:
     """The MedCLIP prompt class of a dataset label, or None when MedCLIP has no prompts for it."""
     name = LABEL_ALIASES.get(label, label)
-    return name if name in CHEXPERT_CLASS_PROMPTS else None
+    return name if any(name in table for table in PROMPT_TABLES.values()) else None
 
 
-__all__ = ["CHEXPERT_CLASS_PROMPTS", "CHEXPERT_COMPETITION_TASKS", "LABEL_ALIASES", "PUBLISHED_N_PROMPTS",
-           "candidate_prompts", "medclip_class", "sample_prompts"]
+__all__ = ["CHEXPERT_CLASS_PROMPTS", "CHEXPERT_COMPETITION_TASKS", "COVID_CLASS_PROMPTS", "LABEL_ALIASES",
+           "PROMPT_TABLES", "PUBLISHED_N_PROMPTS", "RSNA_CLASS_PROMPTS", "candidate_prompts", "medclip_class",
+           "sample_prompts", "table_of"]

@@ -7,7 +7,7 @@ score is their **mean** over prompts (``ensemble=True``, the README) or their **
 The scores are stacked to B x C; no softmax. The published evaluator then takes the argmax (multiclass) or
 a sigmoid per column (multilabel / binary).
 
-Which prompts: the README draws 10 per class with :func:`random.sample` and no seed. Rules (``RULES``):
+Which prompts: MedCLIP's own tables (CheXpert's five classes; RSNA pneumonia; COVID), the README draws 10 per class with :func:`random.sample` and no seed. Rules (``RULES``):
 
 - ``ensemble-random`` (alias ``published``) / ``max-random``: 10 prompts per class drawn from the global
   Python RNG, unseeded, exactly as published (not reproducible; the drawn prompts are recorded);
@@ -28,7 +28,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from baselines.medclip.prompts import PUBLISHED_N_PROMPTS, candidate_prompts, sample_prompts
+from baselines.medclip.prompts import PROMPT_TABLES, PUBLISHED_N_PROMPTS, candidate_prompts, sample_prompts
 
 MAX_LENGTH = 77
 DEFAULT_RULE = "ensemble-all"
@@ -61,11 +61,20 @@ class ZeroShotRule:
                 f"prompt), prompts tokenised per class with padding to the longest; {which}")
 
     def draw(self, classes: Sequence[str]) -> dict[str, list[str]]:
-        """The prompts of each MedCLIP class under this rule."""
+        """The prompts of each MedCLIP class under this rule (classes of one published prompt table, drawn in
+        one call as its published function does)."""
         if self.prompts == "all":
             return {c: candidate_prompts(c) for c in classes}
         rng = random.Random(self.seed) if self.prompts == "seed" else None
         return sample_prompts(self.n, rng, classes)
+
+    def draw_tables(self) -> dict[str, list[str]]:
+        """Every published table drawn under this rule, each as by its own published function (with
+        ``seed:S``, each after ``random.seed(S)``)."""
+        out: dict[str, list[str]] = {}
+        for table in PROMPT_TABLES.values():
+            out.update(self.draw(list(table)))
+        return out
 
 
 def parse_rule(text: str | None, n: int | None = None) -> ZeroShotRule:

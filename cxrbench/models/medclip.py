@@ -16,9 +16,10 @@ Settings:
 
 - ``zs``: MedCLIP's ``PromptClassifier`` rule (:mod:`baselines.medclip.zeroshot`), default ``ensemble-all``
   (mean over all candidate prompts of the class; deterministic); ``zero_shot_rule="published"`` (10 random
-  prompts, unseeded), ``"ensemble-seed:S"``, ``"max-all"`` ... in Python. MedCLIP's own prompts serve its five
-  CheXpert classes (NIH ``Effusion`` -> ``Pleural Effusion``); any other class is scored with the harness's
-  positive prompts under the same rule (MedCLIP uses no negative prompts). Scores are the published evaluator's
+  prompts, unseeded), ``"ensemble-seed:S"``, ``"max-all"`` ... in Python. MedCLIP's own prompt tables serve its
+  five CheXpert classes (NIH ``Effusion`` -> ``Pleural Effusion``), pneumonia (its RSNA table) and COVID-19 (its
+  COVID table); any other class is scored with the harness's positive prompts under the same rule (MedCLIP uses
+  no negative prompts). Scores are the published evaluator's
   sigmoid of the class logits (computed in float64, which saturates later than float32);
 - ``ft`` and (ResNet only) ``seg``: the image tower as encoder, with MedCLIP's single-channel normalisation built
   in. ResNet: conv1 .. layer3 (strides 2 .. 16) and a random torchvision layer4. Swin (``ft`` only): a feature
@@ -165,11 +166,10 @@ class MedClipAdapter:
 
     # ------------------------------------------------------------- zero-shot
     def medclip_prompts(self) -> dict[str, list[str]]:
-        """MedCLIP's prompts of its five CheXpert classes under the rule (drawn once per adapter)."""
-        from baselines.medclip.prompts import CHEXPERT_COMPETITION_TASKS
-
+        """MedCLIP's prompts of its own classes (CheXpert five, RSNA pneumonia, COVID) under the rule, drawn once
+        per adapter."""
         if self._medclip_prompts is None:
-            self._medclip_prompts = self.rule.draw(CHEXPERT_COMPETITION_TASKS)
+            self._medclip_prompts = self.rule.draw_tables()
         return self._medclip_prompts
 
     def prompt_set(self, spec: ClassSpec) -> list[str]:

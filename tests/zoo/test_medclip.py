@@ -236,6 +236,16 @@ def test_rules_parse_and_draw():
     assert candidate_prompts("Pleural Effusion")[0] == " left bilateral pleural effusion"  # severity, location, subtype
     with pytest.raises(ValueError, match="zero-shot rule"):
         parse_rule("softmax-all")
+    # the RSNA and COVID tables: their own candidates, each drawn as by its own published function
+    from baselines.medclip.prompts import medclip_class
+
+    assert len(candidate_prompts("Pneumonia")) == 6 * 4 * 13 and len(candidate_prompts("COVID")) == 12
+    assert candidate_prompts("COVID")[0] == "patchy ground glass opacity in peripheral"
+    assert medclip_class("COVID-19") == "COVID" and medclip_class("Effusion") == "Pleural Effusion"
+    assert medclip_class("Hernia") is None
+    drawn = parse_rule("ensemble-seed:5").draw_tables()
+    assert drawn["Pneumonia"] == random.Random(5).sample(candidate_prompts("Pneumonia"), 10)
+    assert drawn["Atelectasis"] == random.Random(5).sample(candidate_prompts("Atelectasis"), 10)
 
 
 def test_published_rule_records_the_prompts_it_drew():
@@ -247,9 +257,10 @@ def test_published_rule_records_the_prompts_it_drew():
     assert desc["zero_shot_rule"] == "ensemble-random" and desc["zero_shot_deterministic"] is False
     drawn = desc["prompts"]["medclip_classes"]
     assert all(len(v) == 10 for v in drawn.values())
-    from baselines.medclip.prompts import CHEXPERT_CLASS_PROMPTS, candidate_prompts
+    from baselines.medclip.prompts import PROMPT_TABLES, candidate_prompts
 
-    assert set(drawn) == set(CHEXPERT_CLASS_PROMPTS) and set(drawn["Edema"]) <= set(candidate_prompts("Edema"))
+    assert set(drawn) == {c for table in PROMPT_TABLES.values() for c in table}
+    assert set(drawn["Edema"]) <= set(candidate_prompts("Edema"))
     from cxrbench.tasks.specs import NIH_CLASSES
 
     effusion = next(c for c in NIH_CLASSES if c.label == "Effusion")
