@@ -140,7 +140,6 @@ class MedClipAdapter:
         self.rule = parse_rule(rule)
         self.zs = PromptZeroShot(model, tokenizer, self.rule, lambda: self.device)
         self._medclip_prompts: dict[str, list[str]] | None = None
-        self._prompt_sources: dict[str, str] = {}
         self.renormalise = MedClipRenormalise()
         self.unsupported = {"ground": "MedCLIP has no native grounding rule (no patch-text similarity map in its "
                                       "published code)"}
@@ -177,10 +176,8 @@ class MedClipAdapter:
 
         name = medclip_class(spec.label)
         if name is not None:
-            self._prompt_sources[spec.label] = f"medclip:{name}"
             return self.medclip_prompts()[name]
         prompts = list(spec.positive_prompts) or ([spec.description] if spec.description else [spec.label])
-        self._prompt_sources[spec.label] = "harness positive prompts" if spec.positive_prompts else "class text"
         return prompts
 
     @torch.no_grad()
