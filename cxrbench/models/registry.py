@@ -7,8 +7,8 @@ names up here. Adapter modules import their heavy dependencies when a model is l
 
 from __future__ import annotations
 
-from cxrbench.models import (biomedclip, biovil, chexzero, clip, gloria, medklip, medslip, medslip_single_stream, open_clip,
-                             pubmedclip, supervised)
+from cxrbench.models import (biomedclip, biovil, chexzero, clip, gloria, medclip, medklip, medslip,
+                             medslip_single_stream, open_clip, pubmedclip, supervised)
 from cxrbench.models.base import ModelEntry
 
 MODELS: dict[str, ModelEntry] = {
@@ -29,6 +29,8 @@ MODELS: dict[str, ModelEntry] = {
         gloria.ENTRY,
         biovil.ENTRY,
         biovil.ENTRY_T,
+        medclip.ENTRY,
+        medclip.ENTRY_VIT,
     )
 }
 
