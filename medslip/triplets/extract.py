@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from medslip.triplets.rules import (
-    AND, ANAT, COMMA, CONJ, IGNORE, NEG_POST, NEG_PRE, OBS, POSTSIDE, SIDE, UNC_BOTH, UNC_POST, UNC_PRE,
-    VERB, WORD_RE, Rules, default_rules,
+    AND, ANAT, COMMA, CONJ, IGNORE, NEG_POST, NEG_PRE, OBS, POSTSIDE, PSEUDO, SIDE, UNC_BOTH, UNC_POST,
+    UNC_PRE, VERB, WORD_RE, Rules, default_rules,
 )
 from medslip.vocab import ANATOMY_INDEX, NUM_ANATOMIES, NUM_OBSERVATIONS, OBSERVATION_INDEX
 
@@ -119,8 +119,15 @@ def _scan(words: list[str], r: Rules) -> list[list]:
     return toks
 
 
-def _fold_sides(toks: list[list]) -> list[list]:
-    """Attach side words to the adjacent following anatomy head / observation; apply postfix sides."""
+def _bridged(words: list[str], end: int, start: int, r: Rules) -> bool:
+    """Only modifier words ("small", "lateral", "streaky", ...) lie between word ``end`` and word ``start``."""
+    return end == start or (start - end <= 2 and all(w in r.modifier_words for w in words[end:start]))
+
+
+def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
+    """Attach side words to the following anatomy head / observation (across modifier words only: "bilateral
+    large pleural effusion"); apply postfix sides; a sided modifier observation passes its side on to the
+    observation it modifies ("bilateral calcified granulomas")."""
     out: list[list] = []
     pending, pend_start, pend_end = None, -1, -1
     for t in toks:
@@ -140,10 +147,14 @@ def _fold_sides(toks: list[list]) -> list[list]:
                     break
             pending = None
             continue
-        if pending is not None and t[2] == pend_end and kind in (ANAT, OBS):
+        if pending is not None and kind in (ANAT, OBS) and _bridged(words, pend_end, t[2], r):
             t[4], t[2] = pending, pend_start  # the side word becomes part of the phrase
         pending = None
         out.append(t)
+    for k in range(len(out) - 1):
+        a, b = out[k], out[k + 1]
+        if a[0] == OBS and b[0] == OBS and a[4] is not None and b[4] is None and _bridged(words, a[3], b[2], r):
+            b[4] = a[4]
     return out
 
 
@@ -197,7 +208,38 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
                     if toks[j][0] == OBS:
                         status[j] = UNCERTAIN
                     j += step
+    for idx, t in enumerate(toks):
+        kind = t[0]
+        if kind == AND and t[1] == "or" and 0 < idx < n - 1:
+            # "atelectasis or scarring", "scarring/atelectasis": one finding, two readings -> both uncertain
+            a, b = toks[idx - 1], toks[idx + 1]
+            if (a[0] == OBS and b[0] == OBS and a[1] != b[1] and status[idx - 1] == PRESENT
+                    and status[idx + 1] == PRESENT):
+                status[idx - 1] = status[idx + 1] = UNCERTAIN
+        elif (kind == OBS and t[1] in r.normality_predicates and idx and toks[idx - 1][0] == VERB
+              and status[idx] == PRESENT):
+            # "heart size and vascular engorgement appear within normal limits": the subject is normal
+            for j in _subject(toks, idx - 1):
+                if toks[j][0] == OBS and toks[j][1] not in r.normal and status[j] == PRESENT:
+                    status[j] = ABSENT
     return status
+
+
+_SUBJECT_STOPS = frozenset((CONJ, NEG_PRE, NEG_POST, UNC_PRE, UNC_POST, UNC_BOTH, PSEUDO, VERB))
+
+
+def _subject(toks: list[list], verb: int) -> list[int]:
+    """Token indices of the subject before a predicate's verb: back to a clause stop or cue, across "and" and
+    commas, but not across a comma that closes an earlier statement ("No effusion, lungs are normal")."""
+    out: list[int] = []
+    j = verb - 1
+    while j >= 0:
+        k = toks[j][0]
+        if k in _SUBJECT_STOPS or (k == COMMA and j and toks[j - 1][0] == OBS):
+            break
+        out.append(j)
+        j -= 1
+    return out
 
 
 def _anatomy_group(toks: list[list], j: int, step: int) -> list[int]:
@@ -218,20 +260,36 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
     """Anatomy tokens giving the location of observation token idx (empty: none named)."""
     n = len(toks)
     t = toks[idx]
-    # 1. a following located-at phrase: "opacity (is seen) in the right lower lobe"
+    # 1. a following located-at phrase: "opacity (is seen) in the right lower lobe", shared by a list of
+    # observations before it ("consolidation and atelectasis in the right lower lobe")
     j, end, skipped = idx + 1, t[3], False
+    while j < n:
+        k = toks[j][0]
+        if k == OBS and _bridged(words, end, toks[j][2], r):
+            end, j = toks[j][3], j + 1
+        elif k == AND and j + 1 < n and toks[j + 1][0] == OBS:
+            end, j = toks[j + 1][3], j + 2
+        else:
+            break
     while j < n and toks[j][0] == VERB:
         end, skipped, j = toks[j][3], True, j + 1
     adjacent_after: list[int] = []
     if j < n and toks[j][0] == ANAT:
         gap = words[end:toks[j][2]]
-        if gap and len(gap) <= r.max_prep_gap and (gap[0] in r.prepositions or (
-                len(gap) > 1 and gap[1] in r.prepositions)):  # "tube terminates in the trachea"
-            return _anatomy_group(toks, j, 1)
-        if not gap and not skipped:
-            adjacent_after = _anatomy_group(toks, j, 1)
-    # 2. the nearest preceding anatomy in the clause: "the lungs are clear"; an observation that is
-    # itself a subject ("... and effusion is not seen") does not reach back over "and".
+        if gap and len(gap) <= r.max_prep_gap and any(w in r.prepositions for w in gap[:r.prep_reach]):
+            # "tube terminates in the trachea"; a head right before the observation stays ("left perihilar
+            # scarring in the upper lobe")
+            before = [idx - 1] if idx and toks[idx - 1][0] == ANAT and toks[idx - 1][3] == t[2] else []
+            return before + _anatomy_group(toks, j, 1)
+        if not gap and (skipped or j == idx + 1):
+            adjacent_after = _anatomy_group(toks, j, 1)  # "enlarged heart", "atelectasis is seen bibasilar"
+    # 2. a predicate ("the heart and lungs are normal"): every head of the subject; otherwise the nearest
+    # preceding anatomy in the clause ("the lungs are clear"); an observation that is itself a subject
+    # ("... and effusion is not seen") does not reach back over "and".
+    if idx and toks[idx - 1][0] == VERB and t[1] in r.normal:
+        heads = [a for a in _subject(toks, idx - 1) if toks[a][0] == ANAT]
+        if heads:
+            return heads[::-1]
     subject = idx + 1 < n and toks[idx + 1][0] in (VERB, NEG_POST, UNC_POST)
     j = idx - 1
     while j >= 0:
@@ -240,7 +298,7 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
             break
         if k == ANAT:
             nxt = toks[j + 1]
-            if j + 1 != idx and nxt[0] == OBS and nxt[2] == toks[j][3]:
+            if j + 1 != idx and nxt[0] == OBS and nxt[2] == toks[j][3] and not _chain(toks, j + 1, idx, words, r):
                 break  # "pleural effusion or pneumothorax": "pleural" belongs to the effusion
             return _anatomy_group(toks, j, -1)
         j -= 1
@@ -248,13 +306,47 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
     return adjacent_after
 
 
+def _chain(toks: list[list], first: int, idx: int, words: list[str], r: Rules) -> bool:
+    """Tokens first..idx are observations in a row, each modifying the next ("parenchymal metastatic disease")."""
+    for k in range(first, idx):
+        if toks[k][0] != OBS or toks[k + 1][0] != OBS or not _bridged(words, toks[k][3], toks[k + 1][2], r):
+            return False
+    return True
+
+
+def _words(low: str, r: Rules) -> tuple[list[str], list[tuple[int, int]]]:
+    """Word tokens of a lower-cased sentence and their spans; de-identification masks ("XXXX") are dropped so
+    that they do not break a phrase ("costophrenic XXXX blunting"), a joined mask ("XXXX-a-XXXX") becomes
+    the word the rule table gives it."""
+    words: list[str] = []
+    spans: list[tuple[int, int]] = []
+    matches = list(WORD_RE.finditer(low))
+    i, n = 0, len(matches)
+    while i < n:
+        m = matches[i]
+        w = m.group()
+        if w in r.masks:
+            if i + 2 < n and r.joined_masks:
+                joined = r.joined_masks.get(low[m.start():matches[i + 2].end()])
+                if joined is not None:
+                    words.append(joined)
+                    spans.append((m.start(), matches[i + 2].end()))
+                    i += 3
+                    continue
+            i += 1
+            continue
+        words.append(w)
+        spans.append(m.span())
+        i += 1
+    return words, spans
+
+
 def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Mention]:
     """Mentions of one sentence; ``sent``/``low`` are its original / lower-cased text at ``offset``."""
-    matches = list(WORD_RE.finditer(low))
-    if not matches:
+    words, spans = _words(low, r)
+    if not words:
         return []
-    words = [m.group() for m in matches]
-    toks = _fold_sides(_scan(words, r))
+    toks = _fold_sides(_scan(words, r), words, r)
     if not any(t[0] == OBS for t in toks):
         return []
     status = _statuses(toks, r)
@@ -263,25 +355,52 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
     # Right to left, so that a modifier ("stable", "calcified") adjacent to the observation after it
     # ("calcified granuloma in the right lower lobe") takes that observation's location.
     located: dict[int, list[str]] = {}
+    named: set[int] = set()
     for idx in range(len(toks) - 1, -1, -1):
         t = toks[idx]
         if t[0] != OBS:
             continue
         pleural = t[1] in r.pleural_observations
         anatomies: list[str] = []
-        for a in _locate(toks, idx, words, r):
-            for name in heads[toks[a][1]].resolve(toks[a][4], pleural):
+        group = _locate(toks, idx, words, r)
+        # the side of the observation, or of the head right before it, reaches an unsided region word
+        # ("left effusion at the base", "left perihilar scarring in the upper lobe")
+        side = t[4] or (toks[group[0]][4] if group and group[0] == idx - 1 else None)
+        for a in group:
+            for name in heads[toks[a][1]].resolve(toks[a][4] or side, pleural):
                 if name not in anatomies:
                     anatomies.append(name)
-        if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and toks[idx + 1][2] == t[3]:
+        if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and _bridged(
+                words, t[3], toks[idx + 1][2], r):
             anatomies = [a for a in located[idx + 1] if a != "unspecified"]
+        if anatomies:
+            named.add(idx)
         located[idx] = anatomies or list(r.default_anatomies(t[1], t[4]))
+    # An interpretation without an anatomy of its own takes the anatomy of the finding it interprets:
+    # "opacities in the right upper lobe, likely scarring", "density ... consistent with granuloma".
+    # A postposed status word takes the anatomy of the observation right before it ("nodule stable").
+    host: int | None = None
+    for idx, t in enumerate(toks):
+        kind = t[0]
+        if kind == OBS:
+            if idx not in named and t[4] is None and t[1] in r.postposed and idx and (
+                    toks[idx - 1][0] == OBS or (idx > 1 and toks[idx - 1][0] == COMMA and toks[idx - 2][0] == OBS)):
+                located[idx] = list(located[idx - 1 if toks[idx - 1][0] == OBS else idx - 2])
+            elif (host is not None and idx not in named and t[4] is None and status[idx] != ABSENT
+                    and t[1] not in r.normal):
+                located[idx] = list(located[host])
+            elif t[1] in r.appositive_hosts and idx in named and status[idx] == PRESENT:
+                host = idx
+            else:
+                host = None
+        elif kind in (CONJ, NEG_PRE, NEG_POST, AND):
+            host = None
     out: list[Mention] = []
     for idx, t in enumerate(toks):
         if t[0] != OBS:
             continue
         obs, anatomies = t[1], located[idx]
-        span = (offset + matches[t[2]].start(), offset + matches[t[3] - 1].end())
+        span = (offset + spans[t[2]][0], offset + spans[t[3] - 1][1])
         st = status[idx]
         pairs = [(obs, a) for a in anatomies]
         for c_obs, c_anats, becomes, at in r.combine:

@@ -39,7 +39,7 @@ CASES: list[tuple[str, set[tuple[str, str, str]]]] = [
       ("consolidation", "left_lung_unspec", A), ("consolidation", "right_lung_unspec", A)}),
     # uncertainty
     ("Right lower lobe opacity, possibly pneumonia.",
-     {("opacity", "lower_right_lobe", P), ("pneumonia", "unspecified", U)}),
+     {("opacity", "lower_right_lobe", P), ("pneumonia", "lower_right_lobe", U)}),
     ("Opacification in the right upper lobe may represent infection.",
      {("opacity", "upper_right_lobe", P), ("pneumonia", "upper_right_lobe", U)}),
     ("Pneumonia cannot be excluded.", {("pneumonia", "unspecified", U)}),
@@ -54,7 +54,7 @@ CASES: list[tuple[str, set[tuple[str, str, str]]]] = [
     ("Small bilateral effusions.", {("effusion", "left_pleural", P), ("effusion", "right_pleural", P)}),
     ("Small left base effusion.", {("effusion", "left_costophrenic", P)}),
     ("Atelectasis at the left base.", {("atelectasis", "left_lower_lung", P)}),
-    ("Mild bibasilar atelectasis.", {("atelectasis", "lung_bases", P)}),
+    ("Mild bibasilar atelectasis.", {("atelectasis", "left_lower_lung", P), ("atelectasis", "right_lower_lung", P)}),
     ("Opacities in both lower lungs.", {("opacity", "left_lower_lung", P), ("opacity", "right_lower_lung", P)}),
     ("Patchy opacities bilaterally.", {("opacity", "left_lung_unspec", P), ("opacity", "right_lung_unspec", P)}),
     ("Blunting of the costophrenic angle on the right.", {("blunt", "right_costophrenic", P)}),
@@ -139,7 +139,7 @@ def test_sections_mimic_layout() -> None:
     got = {(m.observation, m.anatomy, m.status) for m in extract_mentions(MIMIC)}
     assert got == {("normal", "heart_size", P), ("opacity", "lower_right_lobe", P), ("effusion", "right_pleural", P),
                    ("pneumothorax", "unspecified", A), ("clear", "left_lung_unspec", P),
-                   ("pneumonia", "unspecified", U)}
+                   ("pneumonia", "lower_right_lobe", U)}
 
 
 def test_sections_variants() -> None:
