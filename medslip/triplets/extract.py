@@ -261,13 +261,16 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
     n = len(toks)
     t = toks[idx]
     # 1. a following located-at phrase: "opacity (is seen) in the right lower lobe", shared by a list of
-    # observations before it ("consolidation and atelectasis in the right lower lobe")
+    # observations before it ("consolidation and atelectasis in the right lower lobe"), by an observation
+    # and its interpretation ("opacities consistent with edema in the lower lobes") and by a part and its
+    # whole ("tip of the catheter projects over the right atrium")
     j, end, skipped = idx + 1, t[3], False
     while j < n:
         k = toks[j][0]
-        if k == OBS and _bridged(words, end, toks[j][2], r):
+        if k == OBS and (_bridged(words, end, toks[j][2], r) or (
+                toks[j][2] - end <= r.max_prep_gap and words[end] in r.part_of)):
             end, j = toks[j][3], j + 1
-        elif k == AND and j + 1 < n and toks[j + 1][0] == OBS:
+        elif k in (AND, PSEUDO) and j + 1 < n and toks[j + 1][0] == OBS:
             end, j = toks[j + 1][3], j + 2
         else:
             break
@@ -279,7 +282,8 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
         if gap and len(gap) <= r.max_prep_gap and any(w in r.prepositions for w in gap[:r.prep_reach]):
             # "tube terminates in the trachea"; a head right before the observation stays ("left perihilar
             # scarring in the upper lobe")
-            before = [idx - 1] if idx and toks[idx - 1][0] == ANAT and toks[idx - 1][3] == t[2] else []
+            before = _anatomy_group(toks, idx - 1, -1) if (
+                idx and toks[idx - 1][0] == ANAT and toks[idx - 1][3] == t[2]) else []
             return before + _anatomy_group(toks, j, 1)
         if not gap and (skipped or j == idx + 1):
             adjacent_after = _anatomy_group(toks, j, 1)  # "enlarged heart", "atelectasis is seen bibasilar"
@@ -349,6 +353,10 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
     toks = _fold_sides(_scan(words, r), words, r)
     if not any(t[0] == OBS for t in toks):
         return []
+    # "pacemaker/defibrillator": two names of one observation are one mention
+    toks = [t for k, t in enumerate(toks) if not (
+        k > 1 and t[0] == OBS and toks[k - 1][0] == AND and toks[k - 1][1] == "or" and toks[k - 2][0] == OBS
+        and toks[k - 2][1] == t[1])]
     status = _statuses(toks, r)
     sentence = " ".join(sent.split())
     heads = r.heads
@@ -365,15 +373,17 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
         group = _locate(toks, idx, words, r)
         # the side of the observation, or of the head right before it, reaches an unsided region word
         # ("left effusion at the base", "left perihilar scarring in the upper lobe")
-        side = t[4] or (toks[group[0]][4] if group and group[0] == idx - 1 else None)
+        side = t[4] or (toks[group[0]][4] if len(group) > 1 and group[0] == idx - 1 and group[-1] > idx else None)
+        # a head that is itself sided ("biapical", "bibasilar") passes its side to the heads beside it
+        carried = next((heads[toks[a][1]].side for a in group if heads[toks[a][1]].side), None)
         for a in group:
-            for name in heads[toks[a][1]].resolve(toks[a][4] or side, pleural):
+            for name in heads[toks[a][1]].resolve(toks[a][4] or side or carried, pleural):
                 if name not in anatomies:
                     anatomies.append(name)
         if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and _bridged(
                 words, t[3], toks[idx + 1][2], r):
             anatomies = [a for a in located[idx + 1] if a != "unspecified"]
-        if anatomies:
+        if anatomies or t[4] is not None:
             named.add(idx)
         located[idx] = anatomies or list(r.default_anatomies(t[1], t[4]))
     # An interpretation without an anatomy of its own takes the anatomy of the finding it interprets:

@@ -55,6 +55,7 @@ class AnatomyHead:
     name: str
     lists: dict[str, tuple[str, ...]]
     pleural: dict[str, tuple[str, ...]] | None = None
+    side: Side | None = None  # a head that names a side itself ("biapical"): passed to the heads beside it
 
     def resolve(self, side: Side | None, pleural: bool) -> tuple[str, ...]:
         """Anatomies named by this head with an optional side, for a (non-)pleural observation."""
@@ -95,6 +96,7 @@ class Rules:
     masks: frozenset[str] = frozenset()
     appositive_hosts: frozenset[str] = frozenset()
     postposed: frozenset[str] = frozenset()
+    part_of: frozenset[str] = frozenset()
     joined_masks: dict[str, str] = field(default_factory=dict)
 
     def add(self, phrase: str, kind: int, payload: Any, where: str) -> None:
@@ -163,7 +165,10 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
             name=entry["phrases"][0],
             lists=_side_table(entry, where),
             pleural=_side_table(entry["pleural"], where) if "pleural" in entry else None,
+            side=entry.get("side"),
         )
+        if head.side not in (None,) + _SIDES:
+            raise ValueError(f"rules: {where} has side {head.side!r} (left, right or both)")
         if not head.lists.get("none") and not head.lists.get("left"):
             raise ValueError(f"rules: {where} names no anatomy")
         r.heads.append(head)
@@ -217,6 +222,7 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
                                        for o in raw.get("normality_predicates", []))
     r.appositive_hosts = frozenset(_check_observation(o, "appositive_hosts")
                                    for o in raw.get("appositive_hosts", []))
+    r.part_of = frozenset(phrase_words(w)[0] for w in raw.get("part_of", []))
     r.postposed = frozenset(_check_observation(o, "postposed") for o in raw.get("postposed", []))
     masks = raw.get("deidentification", {})
     r.masks = frozenset(m.lower() for m in masks.get("masks", []))
