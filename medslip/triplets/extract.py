@@ -354,9 +354,13 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
     if not any(t[0] == OBS for t in toks):
         return []
     # "pacemaker/defibrillator": two names of one observation are one mention
-    toks = [t for k, t in enumerate(toks) if not (
-        k > 1 and t[0] == OBS and toks[k - 1][0] == AND and toks[k - 1][1] == "or" and toks[k - 2][0] == OBS
-        and toks[k - 2][1] == t[1])]
+    drop = {d for k in range(2, len(toks)) if toks[k][0] == OBS and toks[k - 1][0] == AND
+            and toks[k - 1][1] == "or" and toks[k - 2][0] == OBS and toks[k - 2][1] == toks[k][1] for d in (k - 1, k)}
+    if drop:
+        for k in sorted(drop, reverse=True):
+            if toks[k][0] == OBS:
+                toks[k - 2][3] = toks[k][3]  # the merged phrase spans both names
+        toks = [t for k, t in enumerate(toks) if k not in drop]
     status = _statuses(toks, r)
     sentence = " ".join(sent.split())
     heads = r.heads
