@@ -205,7 +205,7 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
             for step in (-1, 1):
                 j = idx + step
                 while 0 <= j < n and toks[j][0] not in (CONJ, COMMA, VERB):
-                    if toks[j][0] == OBS:
+                    if toks[j][0] == OBS and toks[j][1] not in r.normal:  # "stable X versus Y": stable stays
                         status[j] = UNCERTAIN
                     j += step
     for idx, t in enumerate(toks):
@@ -242,12 +242,15 @@ def _subject(toks: list[list], verb: int) -> list[int]:
     return out
 
 
-def _anatomy_group(toks: list[list], j: int, step: int) -> list[int]:
-    """Anatomy token j plus the anatomy tokens joined to it by "and" / "or" (or adjacent)."""
+def _anatomy_group(toks: list[list], j: int, step: int, words: list[str], r: Rules) -> list[int]:
+    """Anatomy token j plus the anatomy tokens joined to it by "and" / "or", or next to it (modifier words
+    between allowed: "right hilar and paratracheal", "retrocardiac left lower lobe")."""
     group = [j]
     n = len(toks)
     while True:
-        if 0 <= j + step < n and toks[j + step][0] == ANAT:
+        if 0 <= j + step < n and toks[j + step][0] == ANAT and (
+                _bridged(words, toks[j][3], toks[j + 1][2], r) if step > 0
+                else _bridged(words, toks[j - 1][3], toks[j][2], r)):
             j += step
         elif 0 <= j + 2 * step < n and toks[j + step][0] == AND and toks[j + 2 * step][0] == ANAT:
             j += 2 * step
@@ -282,11 +285,11 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
         if gap and len(gap) <= r.max_prep_gap and any(w in r.prepositions for w in gap[:r.prep_reach]):
             # "tube terminates in the trachea"; a head right before the observation stays ("left perihilar
             # scarring in the upper lobe")
-            before = _anatomy_group(toks, idx - 1, -1) if (
+            before = _anatomy_group(toks, idx - 1, -1, words, r) if (
                 idx and toks[idx - 1][0] == ANAT and toks[idx - 1][3] == t[2]) else []
-            return before + _anatomy_group(toks, j, 1)
-        if not gap and (skipped or j == idx + 1):
-            adjacent_after = _anatomy_group(toks, j, 1)  # "enlarged heart", "atelectasis is seen bibasilar"
+            return before + _anatomy_group(toks, j, 1, words, r)
+        if (not gap or all(w in r.modifier_words for w in gap)) and (skipped or j == idx + 1):
+            adjacent_after = _anatomy_group(toks, j, 1, words, r)  # "enlarged heart", "atelectasis is seen bibasilar"
     # 2. a predicate ("the heart and lungs are normal"): every head of the subject; otherwise the nearest
     # preceding anatomy in the clause ("the lungs are clear"); an observation that is itself a subject
     # ("... and effusion is not seen") does not reach back over "and".
@@ -304,7 +307,7 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
             nxt = toks[j + 1]
             if j + 1 != idx and nxt[0] == OBS and nxt[2] == toks[j][3] and not _chain(toks, j + 1, idx, words, r):
                 break  # "pleural effusion or pneumothorax": "pleural" belongs to the effusion
-            return _anatomy_group(toks, j, -1)
+            return _anatomy_group(toks, j, -1, words, r)
         j -= 1
     # 3. an adjacent following head: "enlarged heart", "low lung volumes"
     return adjacent_after
