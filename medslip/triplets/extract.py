@@ -210,7 +210,7 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
                     j += step
     for idx, t in enumerate(toks):
         kind = t[0]
-        if kind == AND and t[1] == "or" and 0 < idx < n - 1:
+        if kind == AND and t[1] is not None and 0 < idx < n - 1:
             # "atelectasis or scarring", "scarring/atelectasis": one finding, two readings -> both uncertain
             a, b = toks[idx - 1], toks[idx + 1]
             if (a[0] == OBS and b[0] == OBS and a[1] != b[1] and status[idx - 1] == PRESENT
@@ -358,7 +358,13 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
         return []
     # "pacemaker/defibrillator": two names of one observation are one mention
     drop = {d for k in range(2, len(toks)) if toks[k][0] == OBS and toks[k - 1][0] == AND
-            and toks[k - 1][1] == "or" and toks[k - 2][0] == OBS and toks[k - 2][1] == toks[k][1] for d in (k - 1, k)}
+            and toks[k - 1][1] is not None and toks[k - 2][0] == OBS and toks[k - 2][1] == toks[k][1]
+            for d in (k - 1, k)}
+    for k in range(1, len(toks) - 1):  # "right perihilar/upper lobe": one side for both heads
+        a, b = toks[k - 1], toks[k + 1]
+        if toks[k][0] == AND and toks[k][1] == "/" and a[0] == ANAT and b[0] == ANAT:
+            a[4] = a[4] or b[4]
+            b[4] = b[4] or a[4]
     if drop:
         for k in sorted(drop, reverse=True):
             if toks[k][0] == OBS:

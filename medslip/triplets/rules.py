@@ -202,7 +202,7 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
         for f in scope.get(name, []):
             r.add(f, kind, None, f"scope.{name}")
     for f in scope.get("alternative", []):  # "atelectasis or scarring": joins like "and", hedges a finding
-        r.add(f, AND, "or", "scope.alternative")
+        r.add(f, AND, "/" if f == "/" else "or", "scope.alternative")
 
     r.pleural_observations = frozenset(_check_observation(o, "pleural_observations")
                                        for o in raw.get("pleural_observations", []))

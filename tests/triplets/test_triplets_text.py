@@ -54,7 +54,7 @@ CASES: list[tuple[str, set[tuple[str, str, str]]]] = [
     ("Small bilateral effusions.", {("effusion", "left_pleural", P), ("effusion", "right_pleural", P)}),
     ("Small left base effusion.", {("effusion", "left_costophrenic", P)}),
     ("Atelectasis at the left base.", {("atelectasis", "left_lower_lung", P)}),
-    ("Mild bibasilar atelectasis.", {("atelectasis", "left_lower_lung", P), ("atelectasis", "right_lower_lung", P)}),
+    ("Mild bibasilar atelectasis.", {("atelectasis", "lung_bases", P)}),
     ("Opacities in both lower lungs.", {("opacity", "left_lower_lung", P), ("opacity", "right_lower_lung", P)}),
     ("Patchy opacities bilaterally.", {("opacity", "left_lung_unspec", P), ("opacity", "right_lung_unspec", P)}),
     ("Blunting of the costophrenic angle on the right.", {("blunt", "right_costophrenic", P)}),
