@@ -406,7 +406,13 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
     for idx, t in enumerate(toks):
         kind = t[0]
         if kind == OBS:
-            if idx not in named and t[4] is None and t[1] in r.postposed and idx and (
+            if (idx > 1 and idx not in named and t[4] is None and status[idx] == UNCERTAIN
+                    and status.get(idx - 2) == UNCERTAIN and toks[idx - 2][0] == OBS
+                    and (toks[idx - 1][0] == UNC_BOTH or (toks[idx - 1][0] == AND and toks[idx - 1][1]))):
+                # the second reading of one finding is at the same place ("scarring/atelectasis in the RUL",
+                # "atelectasis versus scarring at the left base")
+                located[idx] = list(located[idx - 2])
+            elif idx not in named and t[4] is None and t[1] in r.postposed and idx and (
                     toks[idx - 1][0] == OBS or (idx > 1 and toks[idx - 1][0] == COMMA and toks[idx - 2][0] == OBS)):
                 located[idx] = list(located[idx - 1 if toks[idx - 1][0] == OBS else idx - 2])
             elif (host is not None and idx not in named and t[4] is None and status[idx] != ABSENT
