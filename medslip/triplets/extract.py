@@ -20,7 +20,7 @@ Pipeline (one pass per sentence, no per-term regex loop):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,9 +39,8 @@ _HEADER_RE = re.compile(r"^[ \t]*([A-Z][A-Z ()/&,-]*[A-Z)])[ \t]*:", re.MULTILIN
 _SENTENCE_RE = re.compile(r"(?:[^.?!\n]|(?<=\bvs)\.|\.(?!\s|$)|\n(?![ \t]*\n))+[.?!]?")
 
 
-@dataclass(frozen=True)
-class Mention:
-    """One observation at one anatomy with a status, and where it was read.
+class Mention(NamedTuple):
+    """One observation at one anatomy with a status, and where it was read (an immutable record).
 
     ``span`` is the (start, end) character range of the observation phrase in ``sections(text)``.
     """
@@ -321,13 +320,15 @@ def _chain(toks: list[list], first: int, idx: int, words: list[str], r: Rules) -
     return True
 
 
-def _words(low: str, r: Rules) -> tuple[list[str], list[tuple[int, int]]]:
-    """Word tokens of a lower-cased sentence and their spans; de-identification masks ("XXXX") are dropped so
-    that they do not break a phrase ("costophrenic XXXX blunting"), a joined mask ("XXXX-a-XXXX") becomes
-    the word the rule table gives it."""
-    words: list[str] = []
-    spans: list[tuple[int, int]] = []
+def _words(low: str, r: Rules) -> tuple[list[str], list]:
+    """Word tokens of a lower-cased sentence and their spans (``(start, end)`` or a match); de-identification
+    masks ("XXXX") are dropped so that they do not break a phrase ("costophrenic XXXX blunting"), a joined
+    mask ("XXXX-a-XXXX") becomes the word the rule table gives it."""
     matches = list(WORD_RE.finditer(low))
+    if not r.masks or not any(m in low for m in r.masks):
+        return [m.group() for m in matches], matches
+    words: list[str] = []
+    spans: list = []
     i, n = 0, len(matches)
     while i < n:
         m = matches[i]
@@ -337,32 +338,46 @@ def _words(low: str, r: Rules) -> tuple[list[str], list[tuple[int, int]]]:
                 joined = r.joined_masks.get(low[m.start():matches[i + 2].end()])
                 if joined is not None:
                     words.append(joined)
-                    spans.append((m.start(), matches[i + 2].end()))
+                    spans.append(_Span(m.start(), matches[i + 2].end()))
                     i += 3
                     continue
             i += 1
             continue
         words.append(w)
-        spans.append(m.span())
+        spans.append(m)
         i += 1
     return words, spans
 
 
-def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Mention]:
-    """Mentions of one sentence; ``sent``/``low`` are its original / lower-cased text at ``offset``."""
+class _Span(NamedTuple):
+    s: int
+    e: int
+
+    def start(self) -> int:
+        return self.s
+
+    def end(self) -> int:
+        return self.e
+
+
+def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = True) -> list:
+    """Mentions of one sentence; ``sent``/``low`` are its original / lower-cased text at ``offset``.
+    With ``full=False``: ``(observation, anatomy, status)`` tuples only (the matrix needs no more)."""
     words, spans = _words(low, r)
     if not words:
         return []
     toks = _fold_sides(_scan(words, r), words, r)
-    if not any(t[0] == OBS for t in toks):
+    n_obs = sum(1 for t in toks if t[0] == OBS)
+    if not n_obs:
         return []
-    # "pacemaker/defibrillator": two names of one observation are one mention
-    drop = {d for k in range(2, len(toks)) if toks[k][0] == OBS and toks[k - 1][0] == AND
-            and toks[k - 1][1] is not None and toks[k - 2][0] == OBS and toks[k - 2][1] == toks[k][1]
-            for d in (k - 1, k)}
-    for k in range(1, len(toks) - 1):  # "right perihilar/upper lobe": one side for both heads
+    drop: set[int] = set()
+    for k in range(1, len(toks) - 1 if len(toks) > 2 else 1):
+        if toks[k][0] != AND or toks[k][1] is None:
+            continue
         a, b = toks[k - 1], toks[k + 1]
-        if toks[k][0] == AND and toks[k][1] == "/" and a[0] == ANAT and b[0] == ANAT:
+        if a[0] == OBS and b[0] == OBS and a[1] == b[1]:  # "pacemaker/defibrillator": one mention
+            drop.update((k, k + 1))
+        elif toks[k][1] == "/" and a[0] == ANAT and b[0] == ANAT:  # "right perihilar/upper lobe": one side
             a[4] = a[4] or b[4]
             b[4] = b[4] or a[4]
     if drop:
@@ -371,7 +386,6 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
                 toks[k - 2][3] = toks[k][3]  # the merged phrase spans both names
         toks = [t for k, t in enumerate(toks) if k not in drop]
     status = _statuses(toks, r)
-    sentence = " ".join(sent.split())
     heads = r.heads
     # Right to left, so that a modifier ("stable", "calcified") adjacent to the observation after it
     # ("calcified granuloma in the right lower lobe") takes that observation's location.
@@ -388,7 +402,11 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
         # ("left effusion at the base", "left perihilar scarring in the upper lobe")
         side = t[4] or (toks[group[0]][4] if len(group) > 1 and group[0] == idx - 1 and group[-1] > idx else None)
         # a head that is itself sided ("biapical", "bibasilar") passes its side to the heads beside it
-        carried = next((heads[toks[a][1]].side for a in group if heads[toks[a][1]].side), None)
+        carried = None
+        for a in group:
+            if heads[toks[a][1]].side:
+                carried = heads[toks[a][1]].side
+                break
         for a in group:
             for name in heads[toks[a][1]].resolve(toks[a][4] or side or carried, pleural):
                 if name not in anatomies:
@@ -403,7 +421,7 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
     # "opacities in the right upper lobe, likely scarring", "density ... consistent with granuloma".
     # A postposed status word takes the anatomy of the observation right before it ("nodule stable").
     host: int | None = None
-    for idx, t in enumerate(toks):
+    for idx, t in enumerate(toks if n_obs > 1 else ()):
         kind = t[0]
         if kind == OBS:
             if (idx > 1 and idx not in named and t[4] is None and status[idx] == UNCERTAIN
@@ -424,19 +442,32 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Menti
                 host = None
         elif kind in (CONJ, NEG_PRE, NEG_POST, AND):
             host = None
-    out: list[Mention] = []
+    out: list = []
+    sentence = " ".join(sent.split()) if full else ""
     for idx, t in enumerate(toks):
         if t[0] != OBS:
             continue
         obs, anatomies = t[1], located[idx]
-        span = (offset + spans[t[2]][0], offset + spans[t[3] - 1][1])
         st = status[idx]
         pairs = [(obs, a) for a in anatomies]
         for c_obs, c_anats, becomes, at in r.combine:
             if obs == c_obs and any(a in c_anats for a in anatomies):
                 pairs = [(obs, a) for a in anatomies if a not in c_anats] + [(becomes, a) for a in at]
-        for o, a in pairs:
-            out.append(Mention(o, a, st, sentence, span))
+        if full:
+            span = (offset + spans[t[2]].start(), offset + spans[t[3] - 1].end())
+            out.extend(Mention(o, a, st, sentence, span) for o, a in pairs)
+        else:
+            out.extend((o, a, st) for o, a in pairs)
+    return out
+
+
+def _extract(text: str, r: Rules, full: bool) -> list:
+    body = sections(text, r)
+    low = _lower_same_length(body)
+    out: list = []
+    for m in _SENTENCE_RE.finditer(low):
+        s, e = m.span()
+        out.extend(_sentence_mentions(body[s:e], low[s:e], s, r, full))
     return out
 
 
@@ -445,29 +476,29 @@ def extract_mentions(text: str, rules: Rules | None = None) -> list[Mention]:
 
     The text read is :func:`sections` of ``text``; spans index into that string.
     """
-    r = rules or default_rules()
-    body = sections(text, r)
-    low = _lower_same_length(body)
-    out: list[Mention] = []
-    for m in _SENTENCE_RE.finditer(low):
-        s, e = m.span()
-        out.extend(_sentence_mentions(body[s:e], low[s:e], s, r))
-    return out
+    return _extract(text, rules or default_rules(), True)
+
+
+def _matrix(triples) -> np.ndarray:
+    cells: dict[int, int] = {}
+    for obs, anat, st in triples:
+        v = _STATUS_VALUE.get(st)
+        if v is None:
+            continue
+        key = ANATOMY_INDEX[anat] * NUM_OBSERVATIONS + OBSERVATION_INDEX[obs]
+        if v == 1 or cells.get(key) != 1:
+            cells[key] = v
+    mat = np.full(NUM_ANATOMIES * NUM_OBSERVATIONS, -1, dtype=np.int8)
+    if cells:
+        mat[list(cells)] = list(cells.values())
+    return mat.reshape(NUM_ANATOMIES, NUM_OBSERVATIONS)
 
 
 def mentions_to_matrix(mentions: list[Mention]) -> np.ndarray:
     """The int8 (51, 75) matrix: 1 present; 0 absent unless present in the same cell; else -1."""
-    mat = np.full((NUM_ANATOMIES, NUM_OBSERVATIONS), -1, dtype=np.int8)
-    for m in mentions:
-        v = _STATUS_VALUE.get(m.status)
-        if v is None:
-            continue
-        a, o = ANATOMY_INDEX[m.anatomy], OBSERVATION_INDEX[m.observation]
-        if v == 1 or mat[a, o] != 1:
-            mat[a, o] = v
-    return mat
+    return _matrix((m.observation, m.anatomy, m.status) for m in mentions)
 
 
 def report_to_matrix(text: str, rules: Rules | None = None) -> np.ndarray:
     """Report text -> int8 array (51 anatomies, 75 observations) with values in {-1, 0, 1}."""
-    return mentions_to_matrix(extract_mentions(text, rules))
+    return _matrix(_extract(text, rules or default_rules(), False))
