@@ -4,15 +4,20 @@ Pipeline (one pass per sentence, no per-term regex loop):
 
 1. :func:`sections` picks the text to read (FINDINGS / IMPRESSION of a MIMIC-style report, else the
    whole text without clinical-history sections).
-2. The text is cut into sentences; each sentence is lower-cased and split into word tokens.
+2. The text is cut into sentences; each sentence is lower-cased and split into word tokens
+   (de-identification masks such as "XXXX" dropped).
 3. A greedy longest-match over the compiled rule table (``rules.yaml``) turns words into tokens:
    observations, anatomy heads, side words, negation / uncertainty cues and scope stops.
-4. Sides are folded into the anatomy head or observation right after them.
+4. Sides are folded into the anatomy head or observation after them (across modifier words).
 5. Status: forward scopes for pre-cues ("no", "possible"), backward scopes for post-cues ("is not
-   seen", "cannot be excluded"), clause scopes for "versus".
-6. Anatomy: a following located-at phrase ("opacity in the left lower lobe"), else the nearest
-   preceding anatomy in the clause ("the lungs are clear"), else an adjacent following one
-   ("enlarged heart"), else the observation's default (``observation_defaults``) or ``unspecified``.
+   seen", "cannot be excluded"), clause scopes for "versus", hedged alternatives ("X or Y"), and
+   normality predicates that clear their subject ("... appear within normal limits").
+6. Anatomy: a following located-at phrase ("opacity in the left lower lobe"), else the subject of a
+   normal predicate or the nearest preceding anatomy in the clause ("the lungs are clear"), else an
+   adjacent following one ("enlarged heart"), else the observation's default
+   (``observation_defaults``) or ``unspecified``; an interpretation without an anatomy takes its
+   host's ("opacities in the right upper lobe, likely scarring"). Sides resolve through each head's
+   sided rows in the table.
 7. The matrix: start at -1; a present mention sets 1; an absent mention sets 0 unless the cell is 1;
    an uncertain mention changes nothing (the published semantics).
 """
