@@ -445,7 +445,7 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
                 host = idx
             else:
                 host = None
-        elif kind in (CONJ, NEG_PRE, NEG_POST, AND):
+        elif kind in (NEG_PRE, NEG_POST, AND) or (kind == CONJ and t[1] is None):
             host = None
     out: list = []
     sentence = " ".join(sent.split()) if full else ""

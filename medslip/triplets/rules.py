@@ -201,6 +201,8 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
     for name, kind in (("conj", CONJ), ("verb", VERB), ("and", AND), ("comma", COMMA)):
         for f in scope.get(name, []):
             r.add(f, kind, None, f"scope.{name}")
+    for f in scope.get("relative", []):
+        r.add(f, CONJ, "relative", "scope.relative")
     for f in scope.get("alternative", []):  # "atelectasis or scarring": joins like "and", hedges a finding
         r.add(f, AND, "/" if f == "/" else "or", "scope.alternative")
 
