@@ -325,13 +325,16 @@ def _chain(toks: list[list], first: int, idx: int, words: list[str], r: Rules) -
     return True
 
 
-def _words(low: str, r: Rules) -> tuple[list[str], list]:
+def _words(low: str, r: Rules, full: bool = True) -> tuple[list[str], list]:
     """Word tokens of a lower-cased sentence and their spans (``(start, end)`` or a match); de-identification
     masks ("XXXX") are dropped so that they do not break a phrase ("costophrenic XXXX blunting"), a joined
     mask ("XXXX-a-XXXX") becomes the word the rule table gives it."""
-    matches = list(WORD_RE.finditer(low))
     if not r.masks or not any(m in low for m in r.masks):
+        if not full:
+            return WORD_RE.findall(low), []
+        matches = list(WORD_RE.finditer(low))
         return [m.group() for m in matches], matches
+    matches = list(WORD_RE.finditer(low))
     words: list[str] = []
     spans: list = []
     i, n = 0, len(matches)
@@ -368,15 +371,16 @@ class _Span(NamedTuple):
 def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = True) -> list:
     """Mentions of one sentence; ``sent``/``low`` are its original / lower-cased text at ``offset``.
     With ``full=False``: ``(observation, anatomy, status)`` tuples only (the matrix needs no more)."""
-    words, spans = _words(low, r)
+    words, spans = _words(low, r, full)
     if not words:
         return []
     toks = _fold_sides(_scan(words, r), words, r)
-    n_obs = sum(1 for t in toks if t[0] == OBS)
+    kinds = [t[0] for t in toks]
+    n_obs = kinds.count(OBS)
     if not n_obs:
         return []
     drop: set[int] = set()
-    for k in range(1, len(toks) - 1 if len(toks) > 2 else 1):
+    for k in range(1, len(toks) - 1 if AND in kinds else 1):
         if toks[k][0] != AND or toks[k][1] is None:
             continue
         a, b = toks[k - 1], toks[k + 1]
@@ -396,10 +400,9 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
     # ("calcified granuloma in the right lower lobe") takes that observation's location.
     located: dict[int, list[str]] = {}
     named: set[int] = set()
-    for idx in range(len(toks) - 1, -1, -1):
+    obs_at = [k for k, t in enumerate(toks) if t[0] == OBS]
+    for idx in reversed(obs_at):
         t = toks[idx]
-        if t[0] != OBS:
-            continue
         pleural = t[1] in r.pleural_observations
         anatomies: list[str] = []
         group = _locate(toks, idx, words, r)
@@ -449,9 +452,8 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
             host = None
     out: list = []
     sentence = " ".join(sent.split()) if full else ""
-    for idx, t in enumerate(toks):
-        if t[0] != OBS:
-            continue
+    for idx in obs_at:
+        t = toks[idx]
         obs, anatomies = t[1], located[idx]
         st = status[idx]
         pairs = [(obs, a) for a in anatomies]
