@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m medslip.triplets.gold", description=__doc__.split("\n")[0])
     ap.add_argument("--gold", type=Path, default=None, help="gold JSONL (default: tests/triplets/data/gold.jsonl)")
     ap.add_argument("--split", choices=("all", "tune", "heldout"), default="all")
-    ap.add_argument("--errors", action="store_true", help="print the sentences the extractor gets wrong")
+    ap.add_argument("--errors", action="store_true",
+                    help="print the sentences the extractor gets wrong (of the tune split, unless --split heldout)")
     ap.add_argument("--sample", type=int, default=0, metavar="N",
                     help="print the first N candidates of the stratified draw instead of scoring")
     a = ap.parse_args(argv)
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         part = [g for g in gold if sp == "all" or g.split == sp]
         errs: list = []
         print(format_scores(sp, score(part, errors=errs)))
-        if a.errors and sp != "all":
+        if a.errors and (sp == a.split or (a.split == "all" and sp == "tune")):  # held-out only when asked
             for g, missed, extra in errs:
                 print(f"  [{g.id} {g.split}] {g.sentence}\n     missed {missed}\n     extra  {extra}")
     return 0
