@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         part = [g for g in gold if sp == "all" or g.split == sp]
         errs: list = []
         print(format_scores(sp, score(part, errors=errs)))
-        if a.errors and (sp == a.split or (a.split == "all" and sp == "tune")):  # held-out only when asked
+        if a.errors and sp == ("tune" if a.split == "all" else a.split):  # held-out only when asked for
             for g, missed, extra in errs:
                 print(f"  [{g.id} {g.split}] {g.sentence}\n     missed {missed}\n     extra  {extra}")
     return 0
