@@ -1,21 +1,25 @@
 """Triplet extraction throughput: reports/s on one core over the 3,955 Indiana University reports.
 
-Target (issue 5): at least 2,000 reports/s on one core. The benchmark runs in this one process
+Target (issues 5 and 18): at least 5,000 reports/s on one core. The benchmark runs in this one process
 (pure Python: one core), times ``report_to_matrix`` over all IU reports (MIMIC-style text built from
-the XML, see ``medslip.triplets.iu``), and stores reports/s in ``extra_info``.
-Run: ``.venv/bin/python -m pytest benchmarks/test_bench_triplets.py -m "" --benchmark-only -s``.
+the XML, see ``medslip.triplets.iu``) and stores reports/s in ``extra_info``: per second of wall time
+(pytest-benchmark's median round) and per second of this process's CPU time. The assertion uses CPU
+time, the work done on one core, so that a machine shared with other jobs does not fail it; on an idle
+core the two agree.
+Run: ``taskset -c 0 .venv/bin/python -m pytest benchmarks/test_bench_triplets.py -m "" --benchmark-only -s``.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 
 import pytest
 
 from medslip.triplets import default_rules, report_to_matrix
 from medslip.triplets.iu import default_iu_path, iu_reports
 
-TARGET_REPORTS_PER_S = 2000.0
+TARGET_REPORTS_PER_S = 5000.0
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +31,20 @@ def texts() -> list[str]:
 
 
 def test_bench_report_to_matrix_iu(benchmark, texts: list[str]) -> None:
+    cpu: list[float] = []
+
     def run() -> None:
+        t0 = time.process_time()
         for text in texts:
             report_to_matrix(text)
+        cpu.append(time.process_time() - t0)
 
     benchmark.pedantic(run, rounds=5, warmup_rounds=1)
     seconds = statistics.median(benchmark.stats.stats.data)
     rate = len(texts) / seconds
-    benchmark.extra_info.update(
-        {"reports": len(texts), "reports_per_s": rate, "target_reports_per_s": TARGET_REPORTS_PER_S})
-    print(f"\ntriplets: {len(texts)} IU reports in {seconds:.3f} s -> {rate:,.0f} reports/s "
-          f"(target {TARGET_REPORTS_PER_S:,.0f})")
-    assert rate >= TARGET_REPORTS_PER_S
+    cpu_rate = len(texts) / statistics.median(cpu)
+    benchmark.extra_info.update({"reports": len(texts), "reports_per_s": rate, "reports_per_cpu_s": cpu_rate,
+                                 "target_reports_per_s": TARGET_REPORTS_PER_S})
+    print(f"\ntriplets: {len(texts)} IU reports in {seconds:.3f} s -> {rate:,.0f} reports/s wall, "
+          f"{cpu_rate:,.0f} reports/s of CPU time (target {TARGET_REPORTS_PER_S:,.0f})")
+    assert cpu_rate >= TARGET_REPORTS_PER_S

@@ -6,7 +6,9 @@ Public entry points:
 - :func:`extract_mentions` -- the :class:`Mention` list behind the matrix, with sentences, for
   explanations;
 - :func:`sections` -- the part of the report that is read;
-- :mod:`medslip.triplets.radgraph` -- the same matrix from RadGraph JSON.
+- :mod:`medslip.triplets.radgraph` -- the same matrix from RadGraph JSON;
+- :mod:`medslip.triplets.gold` -- the hand-annotated IU gold sentences and their scorer
+  (``python -m medslip.triplets.gold``).
 
 The rules live in ``rules.yaml`` in this package (see ``docs/triplets.md``). This package never
 imports :mod:`cxrbench`.

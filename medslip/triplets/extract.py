@@ -4,15 +4,20 @@ Pipeline (one pass per sentence, no per-term regex loop):
 
 1. :func:`sections` picks the text to read (FINDINGS / IMPRESSION of a MIMIC-style report, else the
    whole text without clinical-history sections).
-2. The text is cut into sentences; each sentence is lower-cased and split into word tokens.
+2. The text is cut into sentences; each sentence is lower-cased and split into word tokens
+   (de-identification masks such as "XXXX" dropped).
 3. A greedy longest-match over the compiled rule table (``rules.yaml``) turns words into tokens:
    observations, anatomy heads, side words, negation / uncertainty cues and scope stops.
-4. Sides are folded into the anatomy head or observation right after them.
+4. Sides are folded into the anatomy head or observation after them (across modifier words).
 5. Status: forward scopes for pre-cues ("no", "possible"), backward scopes for post-cues ("is not
-   seen", "cannot be excluded"), clause scopes for "versus".
-6. Anatomy: a following located-at phrase ("opacity in the left lower lobe"), else the nearest
-   preceding anatomy in the clause ("the lungs are clear"), else an adjacent following one
-   ("enlarged heart"), else the observation's default (``observation_defaults``) or ``unspecified``.
+   seen", "cannot be excluded"), clause scopes for "versus", hedged alternatives ("X or Y"), and
+   normality predicates that clear their subject ("... appear within normal limits").
+6. Anatomy: a following located-at phrase ("opacity in the left lower lobe"), else the subject of a
+   normal predicate or the nearest preceding anatomy in the clause ("the lungs are clear"), else an
+   adjacent following one ("enlarged heart"), else the observation's default
+   (``observation_defaults``) or ``unspecified``; an interpretation without an anatomy takes its
+   host's ("opacities in the right upper lobe, likely scarring"). Sides resolve through each head's
+   sided rows in the table.
 7. The matrix: start at -1; a present mention sets 1; an absent mention sets 0 unless the cell is 1;
    an uncertain mention changes nothing (the published semantics).
 """
@@ -20,13 +25,13 @@ Pipeline (one pass per sentence, no per-term regex loop):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from medslip.triplets.rules import (
-    AND, ANAT, COMMA, CONJ, IGNORE, NEG_POST, NEG_PRE, OBS, POSTSIDE, SIDE, UNC_BOTH, UNC_POST, UNC_PRE,
-    VERB, WORD_RE, Rules, default_rules,
+    AND, ANAT, COMMA, CONJ, IGNORE, NEG_POST, NEG_PRE, OBS, POSTSIDE, PSEUDO, SIDE, UNC_BOTH, UNC_POST,
+    UNC_PRE, VERB, WORD_RE, Rules, default_rules,
 )
 from medslip.vocab import ANATOMY_INDEX, NUM_ANATOMIES, NUM_OBSERVATIONS, OBSERVATION_INDEX
 
@@ -39,9 +44,8 @@ _HEADER_RE = re.compile(r"^[ \t]*([A-Z][A-Z ()/&,-]*[A-Z)])[ \t]*:", re.MULTILIN
 _SENTENCE_RE = re.compile(r"(?:[^.?!\n]|(?<=\bvs)\.|\.(?!\s|$)|\n(?![ \t]*\n))+[.?!]?")
 
 
-@dataclass(frozen=True)
-class Mention:
-    """One observation at one anatomy with a status, and where it was read.
+class Mention(NamedTuple):
+    """One observation at one anatomy with a status, and where it was read (an immutable record).
 
     ``span`` is the (start, end) character range of the observation phrase in ``sections(text)``.
     """
@@ -119,8 +123,15 @@ def _scan(words: list[str], r: Rules) -> list[list]:
     return toks
 
 
-def _fold_sides(toks: list[list]) -> list[list]:
-    """Attach side words to the adjacent following anatomy head / observation; apply postfix sides."""
+def _bridged(words: list[str], end: int, start: int, r: Rules) -> bool:
+    """Only modifier words ("small", "lateral", "streaky", ...) lie between word ``end`` and word ``start``."""
+    return end == start or (start - end <= 2 and all(w in r.modifier_words for w in words[end:start]))
+
+
+def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
+    """Attach side words to the following anatomy head / observation (across modifier words only: "bilateral
+    large pleural effusion"); apply postfix sides; a sided modifier observation passes its side on to the
+    observation it modifies ("bilateral calcified granulomas")."""
     out: list[list] = []
     pending, pend_start, pend_end = None, -1, -1
     for t in toks:
@@ -140,10 +151,14 @@ def _fold_sides(toks: list[list]) -> list[list]:
                     break
             pending = None
             continue
-        if pending is not None and t[2] == pend_end and kind in (ANAT, OBS):
+        if pending is not None and kind in (ANAT, OBS) and _bridged(words, pend_end, t[2], r):
             t[4], t[2] = pending, pend_start  # the side word becomes part of the phrase
         pending = None
         out.append(t)
+    for k in range(len(out) - 1):
+        a, b = out[k], out[k + 1]
+        if a[0] == OBS and b[0] == OBS and a[4] is not None and b[4] is None and _bridged(words, a[3], b[2], r):
+            b[4] = a[4]
     return out
 
 
@@ -194,18 +209,52 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
             for step in (-1, 1):
                 j = idx + step
                 while 0 <= j < n and toks[j][0] not in (CONJ, COMMA, VERB):
-                    if toks[j][0] == OBS:
+                    if toks[j][0] == OBS and toks[j][1] not in r.normal:  # "stable X versus Y": stable stays
                         status[j] = UNCERTAIN
                     j += step
+    for idx, t in enumerate(toks):
+        kind = t[0]
+        if kind == AND and t[1] is not None and 0 < idx < n - 1:
+            # "atelectasis or scarring", "scarring/atelectasis": one finding, two readings -> both uncertain
+            a, b = toks[idx - 1], toks[idx + 1]
+            if (a[0] == OBS and b[0] == OBS and a[1] != b[1] and status[idx - 1] == PRESENT
+                    and status[idx + 1] == PRESENT):
+                status[idx - 1] = status[idx + 1] = UNCERTAIN
+        elif (kind == OBS and t[1] in r.normality_predicates and idx and toks[idx - 1][0] == VERB
+              and status[idx] == PRESENT):
+            # "heart size and vascular engorgement appear within normal limits": the subject is normal
+            for j in _subject(toks, idx - 1):
+                if toks[j][0] == OBS and toks[j][1] not in r.normal and status[j] == PRESENT:
+                    status[j] = ABSENT
     return status
 
 
-def _anatomy_group(toks: list[list], j: int, step: int) -> list[int]:
-    """Anatomy token j plus the anatomy tokens joined to it by "and" / "or" (or adjacent)."""
+_SUBJECT_STOPS = frozenset((CONJ, NEG_PRE, NEG_POST, UNC_PRE, UNC_POST, UNC_BOTH, PSEUDO, VERB))
+
+
+def _subject(toks: list[list], verb: int) -> list[int]:
+    """Token indices of the subject before a predicate's verb: back to a clause stop or cue, across "and" and
+    commas, but not across a comma that closes an earlier statement ("No effusion, lungs are normal")."""
+    out: list[int] = []
+    j = verb - 1
+    while j >= 0:
+        k = toks[j][0]
+        if k in _SUBJECT_STOPS or (k == COMMA and j and toks[j - 1][0] == OBS):
+            break
+        out.append(j)
+        j -= 1
+    return out
+
+
+def _anatomy_group(toks: list[list], j: int, step: int, words: list[str], r: Rules) -> list[int]:
+    """Anatomy token j plus the anatomy tokens joined to it by "and" / "or", or next to it (modifier words
+    between allowed: "right hilar and paratracheal", "retrocardiac left lower lobe")."""
     group = [j]
     n = len(toks)
     while True:
-        if 0 <= j + step < n and toks[j + step][0] == ANAT:
+        if 0 <= j + step < n and toks[j + step][0] == ANAT and (
+                _bridged(words, toks[j][3], toks[j + 1][2], r) if step > 0
+                else _bridged(words, toks[j - 1][3], toks[j][2], r)):
             j += step
         elif 0 <= j + 2 * step < n and toks[j + step][0] == AND and toks[j + 2 * step][0] == ANAT:
             j += 2 * step
@@ -218,20 +267,40 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
     """Anatomy tokens giving the location of observation token idx (empty: none named)."""
     n = len(toks)
     t = toks[idx]
-    # 1. a following located-at phrase: "opacity (is seen) in the right lower lobe"
+    # 1. a following located-at phrase: "opacity (is seen) in the right lower lobe", shared by a list of
+    # observations before it ("consolidation and atelectasis in the right lower lobe"), by an observation
+    # and its interpretation ("opacities consistent with edema in the lower lobes") and by a part and its
+    # whole ("tip of the catheter projects over the right atrium")
     j, end, skipped = idx + 1, t[3], False
+    while j < n:
+        k = toks[j][0]
+        if k == OBS and (_bridged(words, end, toks[j][2], r) or (
+                toks[j][2] - end <= r.max_prep_gap and words[end] in r.part_of)):
+            end, j = toks[j][3], j + 1
+        elif k in (AND, PSEUDO) and j + 1 < n and toks[j + 1][0] == OBS:
+            end, j = toks[j + 1][3], j + 2
+        else:
+            break
     while j < n and toks[j][0] == VERB:
         end, skipped, j = toks[j][3], True, j + 1
     adjacent_after: list[int] = []
     if j < n and toks[j][0] == ANAT:
         gap = words[end:toks[j][2]]
-        if gap and len(gap) <= r.max_prep_gap and (gap[0] in r.prepositions or (
-                len(gap) > 1 and gap[1] in r.prepositions)):  # "tube terminates in the trachea"
-            return _anatomy_group(toks, j, 1)
-        if not gap and not skipped:
-            adjacent_after = _anatomy_group(toks, j, 1)
-    # 2. the nearest preceding anatomy in the clause: "the lungs are clear"; an observation that is
-    # itself a subject ("... and effusion is not seen") does not reach back over "and".
+        if gap and len(gap) <= r.max_prep_gap and any(w in r.prepositions for w in gap[:r.prep_reach]):
+            # "tube terminates in the trachea"; a head right before the observation stays ("left perihilar
+            # scarring in the upper lobe")
+            before = _anatomy_group(toks, idx - 1, -1, words, r) if (
+                idx and toks[idx - 1][0] == ANAT and toks[idx - 1][3] == t[2]) else []
+            return before + _anatomy_group(toks, j, 1, words, r)
+        if (not gap or all(w in r.modifier_words for w in gap)) and (skipped or j == idx + 1):
+            adjacent_after = _anatomy_group(toks, j, 1, words, r)  # "enlarged heart", "atelectasis is seen bibasilar"
+    # 2. a predicate ("the heart and lungs are normal"): every head of the subject; otherwise the nearest
+    # preceding anatomy in the clause ("the lungs are clear"); an observation that is itself a subject
+    # ("... and effusion is not seen") does not reach back over "and".
+    if idx and toks[idx - 1][0] == VERB and t[1] in r.normal:
+        heads = [a for a in _subject(toks, idx - 1) if toks[a][0] == ANAT]
+        if heads:
+            return heads[::-1]
     subject = idx + 1 < n and toks[idx + 1][0] in (VERB, NEG_POST, UNC_POST)
     j = idx - 1
     while j >= 0:
@@ -240,55 +309,172 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
             break
         if k == ANAT:
             nxt = toks[j + 1]
-            if j + 1 != idx and nxt[0] == OBS and nxt[2] == toks[j][3]:
+            if j + 1 != idx and nxt[0] == OBS and nxt[2] == toks[j][3] and not _chain(toks, j + 1, idx, words, r):
                 break  # "pleural effusion or pneumothorax": "pleural" belongs to the effusion
-            return _anatomy_group(toks, j, -1)
+            return _anatomy_group(toks, j, -1, words, r)
         j -= 1
     # 3. an adjacent following head: "enlarged heart", "low lung volumes"
     return adjacent_after
 
 
-def _sentence_mentions(sent: str, low: str, offset: int, r: Rules) -> list[Mention]:
-    """Mentions of one sentence; ``sent``/``low`` are its original / lower-cased text at ``offset``."""
+def _chain(toks: list[list], first: int, idx: int, words: list[str], r: Rules) -> bool:
+    """Tokens first..idx are observations in a row, each modifying the next ("parenchymal metastatic disease")."""
+    for k in range(first, idx):
+        if toks[k][0] != OBS or toks[k + 1][0] != OBS or not _bridged(words, toks[k][3], toks[k + 1][2], r):
+            return False
+    return True
+
+
+def _words(low: str, r: Rules, full: bool = True) -> tuple[list[str], list]:
+    """Word tokens of a lower-cased sentence and their spans (``(start, end)`` or a match); de-identification
+    masks ("XXXX") are dropped so that they do not break a phrase ("costophrenic XXXX blunting"), a joined
+    mask ("XXXX-a-XXXX") becomes the word the rule table gives it."""
+    if not r.masks or not any(m in low for m in r.masks):
+        if not full:
+            return WORD_RE.findall(low), []
+        matches = list(WORD_RE.finditer(low))
+        return [m.group() for m in matches], matches
     matches = list(WORD_RE.finditer(low))
-    if not matches:
+    words: list[str] = []
+    spans: list = []
+    i, n = 0, len(matches)
+    while i < n:
+        m = matches[i]
+        w = m.group()
+        if w in r.masks:
+            if i + 2 < n and r.joined_masks:
+                joined = r.joined_masks.get(low[m.start():matches[i + 2].end()])
+                if joined is not None:
+                    words.append(joined)
+                    spans.append(_Span(m.start(), matches[i + 2].end()))
+                    i += 3
+                    continue
+            i += 1
+            continue
+        words.append(w)
+        spans.append(m)
+        i += 1
+    return words, spans
+
+
+class _Span(NamedTuple):
+    s: int
+    e: int
+
+    def start(self) -> int:
+        return self.s
+
+    def end(self) -> int:
+        return self.e
+
+
+def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = True) -> list:
+    """Mentions of one sentence; ``sent``/``low`` are its original / lower-cased text at ``offset``.
+    With ``full=False``: ``(observation, anatomy, status)`` tuples only (the matrix needs no more)."""
+    words, spans = _words(low, r, full)
+    if not words:
         return []
-    words = [m.group() for m in matches]
-    toks = _fold_sides(_scan(words, r))
-    if not any(t[0] == OBS for t in toks):
+    toks = _fold_sides(_scan(words, r), words, r)
+    kinds = [t[0] for t in toks]
+    n_obs = kinds.count(OBS)
+    if not n_obs:
         return []
+    drop: set[int] = set()
+    for k in range(1, len(toks) - 1 if AND in kinds else 1):
+        if toks[k][0] != AND or toks[k][1] is None:
+            continue
+        a, b = toks[k - 1], toks[k + 1]
+        if a[0] == OBS and b[0] == OBS and a[1] == b[1]:  # "pacemaker/defibrillator": one mention
+            drop.update((k, k + 1))
+        elif toks[k][1] == "/" and a[0] == ANAT and b[0] == ANAT:  # "right perihilar/upper lobe": one side
+            a[4] = a[4] or b[4]
+            b[4] = b[4] or a[4]
+    if drop:
+        for k in sorted(drop, reverse=True):
+            if toks[k][0] == OBS:
+                toks[k - 2][3] = toks[k][3]  # the merged phrase spans both names
+        toks = [t for k, t in enumerate(toks) if k not in drop]
     status = _statuses(toks, r)
-    sentence = " ".join(sent.split())
     heads = r.heads
     # Right to left, so that a modifier ("stable", "calcified") adjacent to the observation after it
     # ("calcified granuloma in the right lower lobe") takes that observation's location.
     located: dict[int, list[str]] = {}
-    for idx in range(len(toks) - 1, -1, -1):
+    named: set[int] = set()
+    obs_at = [k for k, t in enumerate(toks) if t[0] == OBS]
+    for idx in reversed(obs_at):
         t = toks[idx]
-        if t[0] != OBS:
-            continue
         pleural = t[1] in r.pleural_observations
         anatomies: list[str] = []
-        for a in _locate(toks, idx, words, r):
-            for name in heads[toks[a][1]].resolve(toks[a][4], pleural):
+        group = _locate(toks, idx, words, r)
+        # the side of the observation, or of the head right before it, reaches an unsided region word
+        # ("left effusion at the base", "left perihilar scarring in the upper lobe")
+        side = t[4] or (toks[group[0]][4] if len(group) > 1 and group[0] == idx - 1 and group[-1] > idx else None)
+        # a head that is itself sided ("biapical", "bibasilar") passes its side to the heads beside it
+        carried = None
+        for a in group:
+            if heads[toks[a][1]].side:
+                carried = heads[toks[a][1]].side
+                break
+        for a in group:
+            for name in heads[toks[a][1]].resolve(toks[a][4] or side or carried, pleural):
                 if name not in anatomies:
                     anatomies.append(name)
-        if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and toks[idx + 1][2] == t[3]:
+        if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and _bridged(
+                words, t[3], toks[idx + 1][2], r):
             anatomies = [a for a in located[idx + 1] if a != "unspecified"]
+        if anatomies or t[4] is not None:
+            named.add(idx)
         located[idx] = anatomies or list(r.default_anatomies(t[1], t[4]))
-    out: list[Mention] = []
-    for idx, t in enumerate(toks):
-        if t[0] != OBS:
-            continue
+    # An interpretation without an anatomy of its own takes the anatomy of the finding it interprets:
+    # "opacities in the right upper lobe, likely scarring", "density ... consistent with granuloma".
+    # A postposed status word takes the anatomy of the observation right before it ("nodule stable").
+    host: int | None = None
+    for idx, t in enumerate(toks if n_obs > 1 else ()):
+        kind = t[0]
+        if kind == OBS:
+            if (idx > 1 and idx not in named and t[4] is None and status[idx] == UNCERTAIN
+                    and status.get(idx - 2) == UNCERTAIN and toks[idx - 2][0] == OBS
+                    and (toks[idx - 1][0] == UNC_BOTH or (toks[idx - 1][0] == AND and toks[idx - 1][1]))):
+                # the second reading of one finding is at the same place ("scarring/atelectasis in the RUL",
+                # "atelectasis versus scarring at the left base")
+                located[idx] = list(located[idx - 2])
+            elif idx not in named and t[4] is None and t[1] in r.postposed and idx and (
+                    toks[idx - 1][0] == OBS or (idx > 1 and toks[idx - 1][0] == COMMA and toks[idx - 2][0] == OBS)):
+                located[idx] = list(located[idx - 1 if toks[idx - 1][0] == OBS else idx - 2])
+            elif (host is not None and idx not in named and t[4] is None and status[idx] != ABSENT
+                    and t[1] not in r.normal):
+                located[idx] = list(located[host])
+            elif t[1] in r.appositive_hosts and idx in named and status[idx] == PRESENT:
+                host = idx
+            else:
+                host = None
+        elif kind in (NEG_PRE, NEG_POST, AND) or (kind == CONJ and t[1] is None):
+            host = None
+    out: list = []
+    sentence = " ".join(sent.split()) if full else ""
+    for idx in obs_at:
+        t = toks[idx]
         obs, anatomies = t[1], located[idx]
-        span = (offset + matches[t[2]].start(), offset + matches[t[3] - 1].end())
         st = status[idx]
         pairs = [(obs, a) for a in anatomies]
         for c_obs, c_anats, becomes, at in r.combine:
             if obs == c_obs and any(a in c_anats for a in anatomies):
                 pairs = [(obs, a) for a in anatomies if a not in c_anats] + [(becomes, a) for a in at]
-        for o, a in pairs:
-            out.append(Mention(o, a, st, sentence, span))
+        if full:
+            span = (offset + spans[t[2]].start(), offset + spans[t[3] - 1].end())
+            out.extend(Mention(o, a, st, sentence, span) for o, a in pairs)
+        else:
+            out.extend((o, a, st) for o, a in pairs)
+    return out
+
+
+def _extract(text: str, r: Rules, full: bool) -> list:
+    body = sections(text, r)
+    low = _lower_same_length(body)
+    out: list = []
+    for m in _SENTENCE_RE.finditer(low):
+        s, e = m.span()
+        out.extend(_sentence_mentions(body[s:e], low[s:e], s, r, full))
     return out
 
 
@@ -297,29 +483,29 @@ def extract_mentions(text: str, rules: Rules | None = None) -> list[Mention]:
 
     The text read is :func:`sections` of ``text``; spans index into that string.
     """
-    r = rules or default_rules()
-    body = sections(text, r)
-    low = _lower_same_length(body)
-    out: list[Mention] = []
-    for m in _SENTENCE_RE.finditer(low):
-        s, e = m.span()
-        out.extend(_sentence_mentions(body[s:e], low[s:e], s, r))
-    return out
+    return _extract(text, rules or default_rules(), True)
+
+
+def _matrix(triples) -> np.ndarray:
+    cells: dict[int, int] = {}
+    for obs, anat, st in triples:
+        v = _STATUS_VALUE.get(st)
+        if v is None:
+            continue
+        key = ANATOMY_INDEX[anat] * NUM_OBSERVATIONS + OBSERVATION_INDEX[obs]
+        if v == 1 or cells.get(key) != 1:
+            cells[key] = v
+    mat = np.full(NUM_ANATOMIES * NUM_OBSERVATIONS, -1, dtype=np.int8)
+    if cells:
+        mat[list(cells)] = list(cells.values())
+    return mat.reshape(NUM_ANATOMIES, NUM_OBSERVATIONS)
 
 
 def mentions_to_matrix(mentions: list[Mention]) -> np.ndarray:
     """The int8 (51, 75) matrix: 1 present; 0 absent unless present in the same cell; else -1."""
-    mat = np.full((NUM_ANATOMIES, NUM_OBSERVATIONS), -1, dtype=np.int8)
-    for m in mentions:
-        v = _STATUS_VALUE.get(m.status)
-        if v is None:
-            continue
-        a, o = ANATOMY_INDEX[m.anatomy], OBSERVATION_INDEX[m.observation]
-        if v == 1 or mat[a, o] != 1:
-            mat[a, o] = v
-    return mat
+    return _matrix((m.observation, m.anatomy, m.status) for m in mentions)
 
 
 def report_to_matrix(text: str, rules: Rules | None = None) -> np.ndarray:
     """Report text -> int8 array (51 anatomies, 75 observations) with values in {-1, 0, 1}."""
-    return mentions_to_matrix(extract_mentions(text, rules))
+    return _matrix(_extract(text, rules or default_rules(), False))

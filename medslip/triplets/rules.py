@@ -26,7 +26,7 @@ from medslip.vocab import ANATOMY_INDEX, OBSERVATION_INDEX, OBSERVATIONS
 
 #: Word tokenizer shared by rule compilation and scanning: words (with an optional 's suffix) and the
 #: punctuation marks that act as scope stops.
-WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[,;:]")
+WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[,;:/]")
 
 _COPULAS = ("is", "are", "was", "were", "has been", "have been", "had been", "be", "is now", "are now")
 _SIDES = ("left", "right", "both")
@@ -55,6 +55,7 @@ class AnatomyHead:
     name: str
     lists: dict[str, tuple[str, ...]]
     pleural: dict[str, tuple[str, ...]] | None = None
+    side: Side | None = None  # a head that names a side itself ("biapical"): passed to the heads beside it
 
     def resolve(self, side: Side | None, pleural: bool) -> tuple[str, ...]:
         """Anatomies named by this head with an optional side, for a (non-)pleural observation."""
@@ -88,7 +89,15 @@ class Rules:
     combine: list[tuple[str, frozenset[str], str, tuple[str, ...]]] = field(default_factory=list)
     prepositions: frozenset[str] = frozenset()
     max_prep_gap: int = 4
+    prep_reach: int = 2
     normal: frozenset[str] = frozenset(OBSERVATIONS[:8])
+    modifier_words: frozenset[str] = frozenset()
+    normality_predicates: frozenset[str] = frozenset()
+    masks: frozenset[str] = frozenset()
+    appositive_hosts: frozenset[str] = frozenset()
+    postposed: frozenset[str] = frozenset()
+    part_of: frozenset[str] = frozenset()
+    joined_masks: dict[str, str] = field(default_factory=dict)
 
     def add(self, phrase: str, kind: int, payload: Any, where: str) -> None:
         """Register one phrase (with its (s)/(es) expansion); a conflicting re-definition raises."""
@@ -156,7 +165,10 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
             name=entry["phrases"][0],
             lists=_side_table(entry, where),
             pleural=_side_table(entry["pleural"], where) if "pleural" in entry else None,
+            side=entry.get("side"),
         )
+        if head.side not in (None,) + _SIDES:
+            raise ValueError(f"rules: {where} has side {head.side!r} (left, right or both)")
         if not head.lists.get("none") and not head.lists.get("left"):
             raise ValueError(f"rules: {where} names no anatomy")
         r.heads.append(head)
@@ -189,6 +201,10 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
     for name, kind in (("conj", CONJ), ("verb", VERB), ("and", AND), ("comma", COMMA)):
         for f in scope.get(name, []):
             r.add(f, kind, None, f"scope.{name}")
+    for f in scope.get("relative", []):
+        r.add(f, CONJ, "relative", "scope.relative")
+    for f in scope.get("alternative", []):  # "atelectasis or scarring": joins like "and", hedges a finding
+        r.add(f, AND, "/" if f == "/" else "or", "scope.alternative")
 
     r.pleural_observations = frozenset(_check_observation(o, "pleural_observations")
                                        for o in raw.get("pleural_observations", []))
@@ -202,6 +218,17 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
                           _check_anatomies(c["at"], "combine")))
     r.prepositions = frozenset(phrase_words(p)[0] for p in raw.get("prepositions", []))
     r.max_prep_gap = int(raw.get("max_prep_gap", 4))
+    r.prep_reach = int(raw.get("prep_reach", 2))
+    r.modifier_words = frozenset(w for f in raw.get("modifier_words", []) for w in phrase_words(f))
+    r.normality_predicates = frozenset(_check_observation(o, "normality_predicates")
+                                       for o in raw.get("normality_predicates", []))
+    r.appositive_hosts = frozenset(_check_observation(o, "appositive_hosts")
+                                   for o in raw.get("appositive_hosts", []))
+    r.part_of = frozenset(phrase_words(w)[0] for w in raw.get("part_of", []))
+    r.postposed = frozenset(_check_observation(o, "postposed") for o in raw.get("postposed", []))
+    masks = raw.get("deidentification", {})
+    r.masks = frozenset(m.lower() for m in masks.get("masks", []))
+    r.joined_masks = {k.lower(): " ".join(phrase_words(v)) for k, v in masks.get("joined", {}).items()}
     return r
 
 

@@ -71,7 +71,7 @@ def _synth_reports(n: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
 
 
 def test_synth_cell_precision_recall() -> None:
-    """Issue 5 acceptance: precision and recall of present (1) and absent (0) cells >= 0.98."""
+    """Precision and recall of present (1) and absent (0) cells are exactly 1 (issues 5 and 18)."""
     reports = _synth_reports(400)
     counts = {v: [0, 0, 0] for v in (1, 0)}  # tp, fp, fn
     for text, truth in reports:
@@ -83,4 +83,4 @@ def test_synth_cell_precision_recall() -> None:
             c[2] += int((g & ~p).sum())
     for v, (tp, fp, fn) in counts.items():
         precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-        assert precision >= 0.98 and recall >= 0.98, (v, precision, recall)
+        assert precision == 1.0 and recall == 1.0, (v, precision, recall)

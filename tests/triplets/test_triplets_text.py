@@ -39,7 +39,7 @@ CASES: list[tuple[str, set[tuple[str, str, str]]]] = [
       ("consolidation", "left_lung_unspec", A), ("consolidation", "right_lung_unspec", A)}),
     # uncertainty
     ("Right lower lobe opacity, possibly pneumonia.",
-     {("opacity", "lower_right_lobe", P), ("pneumonia", "unspecified", U)}),
+     {("opacity", "lower_right_lobe", P), ("pneumonia", "lower_right_lobe", U)}),
     ("Opacification in the right upper lobe may represent infection.",
      {("opacity", "upper_right_lobe", P), ("pneumonia", "upper_right_lobe", U)}),
     ("Pneumonia cannot be excluded.", {("pneumonia", "unspecified", U)}),
@@ -139,7 +139,7 @@ def test_sections_mimic_layout() -> None:
     got = {(m.observation, m.anatomy, m.status) for m in extract_mentions(MIMIC)}
     assert got == {("normal", "heart_size", P), ("opacity", "lower_right_lobe", P), ("effusion", "right_pleural", P),
                    ("pneumothorax", "unspecified", A), ("clear", "left_lung_unspec", P),
-                   ("pneumonia", "unspecified", U)}
+                   ("pneumonia", "lower_right_lobe", U)}
 
 
 def test_sections_variants() -> None:
