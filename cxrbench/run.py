@@ -20,6 +20,8 @@ from cxrbench.tasks.finetune import FitSettings
 from cxrbench.tasks.specs import get_task
 
 RUNNERS = {"zs": zs.run, "ground": ground.run, "ft": ft.run, "seg": seg.run}
+#: Models whose loader falls back to a demo checkpoint (pre-trained on SynthCXR) when no --checkpoint is given.
+DEMO_CHECKPOINT_MODELS = frozenset({"medslip", "clip", "clip-vit", "medslip-single-stream"})
 #: Settings that train on a label-fraction subset.
 TRAINED = {"ft", "seg"}
 
@@ -44,13 +46,60 @@ class RunOptions:
     batch_size: int = 16
     lr: float = 1e-4
     progress: bool = True
+    #: with ``data_root`` and no ``checkpoint``: evaluate the synthetic demo checkpoint anyway (refused otherwise)
+    use_demo_checkpoint: bool = False
+
+
+def uses_demo_checkpoint(model_name: str, options: RunOptions) -> bool:
+    """True when ``model_name`` would be evaluated with its demo checkpoint (trainable model, no checkpoint)."""
+    return model_name in DEMO_CHECKPOINT_MODELS and options.checkpoint is None
+
+
+def check_demo_checkpoint(model_name: str, options: RunOptions) -> None:
+    """Refuse to evaluate a synthetic-data demo checkpoint on a real ``--data-root`` unless asked explicitly."""
+    from cxrbench.errors import UserError
+
+    if options.data_root is not None and uses_demo_checkpoint(model_name, options) and not options.use_demo_checkpoint:
+        raise UserError(
+            f"--data-root {options.data_root} without --checkpoint: {model_name} would be evaluated with its demo "
+            "checkpoint, pre-trained on synthetic data; pass --checkpoint PATH (the weights to evaluate), or "
+            "--use-demo-checkpoint to evaluate the demo weights on this data anyway")
+
+
+def check_data_root_folder(spec, options: RunOptions) -> None:
+    """``--data-root`` exists, is a folder and holds files (cheap; before anything else)."""
+    from cxrbench.errors import UserError
+
+    if options.data_root is None:
+        return
+    root = Path(options.data_root)
+    if not root.exists():
+        raise UserError(f"--data-root {root}: no such folder (the {spec.dataset} dataset folder was expected)")
+    if not root.is_dir():
+        raise UserError(f"--data-root {root}: not a folder")
+    if not any(root.iterdir()):
+        raise UserError(f"--data-root {root}: the folder is empty (the {spec.dataset} dataset folder was expected; "
+                        f"see docs/datasets.md)")
+
+
+def validate_data_root(spec, options: RunOptions) -> None:
+    """Check ``--data-root`` before any model is loaded or trained: a non-empty folder whose label files the
+    task's dataset adapter reads without an error-kind problem."""
+    from cxrbench.data.registry import get_dataset
+
+    if options.data_root is None:
+        return
+    check_data_root_folder(spec, options)
+    get_dataset(spec.dataset).load(Path(options.data_root), locate_images=False)  # one-line layout/problem error
 
 
 def _device(name: str | None) -> torch.device:
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but CUDA is not available on this machine")
+        from cxrbench.errors import UserError
+
+        raise UserError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
     return torch.device(name)
 
 
@@ -74,6 +123,8 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     for f in fracs:
         if f is not None:
             validate_fraction(f)
+    check_data_root_folder(spec, options)
+    check_demo_checkpoint(model_name, options)
     todo = [(f, s) for f in fracs for s in seeds]
     paths = []
     pending = []
@@ -89,6 +140,7 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     if not pending:
         return paths
     device = _device(options.device)
+    validate_data_root(spec, options)  # before a model is loaded (or its demo checkpoint trained)
     if adapter is None:
         adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
                              text_encoder=options.text_encoder, image_size=options.image_size,
@@ -100,6 +152,8 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
                                  f"{', '.join(sorted(supported))})".strip())
     adapter.to(device)
     identity = adapter.describe()
+    if uses_demo_checkpoint(model_name, options):
+        identity.setdefault("weights", "demo")  # pre-trained on SynthCXR (h16 owns the weights field)
     for f, s, path in pending:
         start = time.perf_counter()
         work = path.with_suffix("")  # the record's folder of split files, subset and artefacts
@@ -132,7 +186,7 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
             "training": outcome.get("training"),
             "n_eval": outcome.get("n_eval"),
             "data": {"root": str(data.root), "synthetic": data.synthetic, "splits": data.splits, "subset": subset,
-                     "skipped_files": data.skipped},
+                     "skipped_files": data.skipped, "warnings": data.table.attrs.get("warnings", {})},
             "environment": environment(str(device)),
             "artifacts": [str((work / a).relative_to(path.parent)) for a in outcome.get("artifacts", [])],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -181,6 +181,14 @@ def shard_jobs(jobs: Sequence[Job], shard: tuple[int, int] = (0, 1)) -> list[Job
     return [job for k, job in enumerate(ordered) if k % n == i]
 
 
+def _check_demo_checkpoints(jobs: Sequence[Job], options: RunOptions,
+                            model_options: dict[str, dict[str, Any]] | None) -> None:
+    from cxrbench.run import check_demo_checkpoint
+
+    for name in sorted({job.model for job in jobs}):
+        check_demo_checkpoint(name, dataclasses.replace(options, **(model_options or {}).get(name, {})))
+
+
 def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fracs: Sequence[float],
               seeds: Sequence[int], shard: tuple[int, int] = (0, 1), options: RunOptions | None = None,
               keep_going: bool = True, console: Console | None = None,
@@ -201,6 +209,7 @@ def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fra
     console = console or Console(stderr=True)
     options = dataclasses.replace(options or RunOptions(), skip_existing=True, overwrite=False)
     todo = shard_jobs(expand_grid(models, tasks, label_fracs, seeds), shard)
+    _check_demo_checkpoints(todo, options, model_options)  # refused before any job runs
     console.print(f"sweep shard {shard[0]}/{shard[1]}: {len(todo)} job(s) -> {options.out}")
     paths: list[Path] = []
     failures: list[tuple[Job, str]] = []
