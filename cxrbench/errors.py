@@ -31,14 +31,8 @@ EXIT_INTERRUPTED = 130
 
 _DEBUG_ENV = "CXRBENCH_DEBUG"
 
-#: OSError numbers that are the user's environment, not a bug: the message says what to do.
-_FILESYSTEM = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-}
+#: OSError numbers that are the user's environment (full disk, read-only or forbidden folder), not a bug.
+_FILESYSTEM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 class UserError(ValueError):
@@ -86,7 +80,7 @@ def describe_error(err: BaseException) -> tuple[int, str]:
         return EXIT_INTERRUPTED, "interrupted"
     if isinstance(err, OSError) and err.errno in _FILESYSTEM and not isinstance(err, FileNotFoundError):
         where = err.filename or ""
-        detail = _FILESYSTEM[err.errno]
+        detail = os.strerror(err.errno)
         return EXIT_USER, one_line(f"{where}: {detail}" if where else f"{detail} ({err})")
     if isinstance(err, _user_error_types()):
         if isinstance(err, KeyError) and err.args:

@@ -93,6 +93,34 @@ def validate_data_root(spec, options: RunOptions) -> None:
     get_dataset(spec.dataset).load(Path(options.data_root), locate_images=False)  # one-line layout/problem error
 
 
+def _checkpoint_error(model_name: str, checkpoint: Path | None, err: Exception) -> Exception:
+    """A one-line :class:`UserError` for a ``--checkpoint`` that cannot be loaded; other errors unchanged."""
+    import pickle
+
+    from cxrbench.errors import UserError, one_line
+
+    if checkpoint is None or isinstance(err, UserError) or type(err).__name__ in (
+            "TextEncoderUnavailable", "TextTowerUnavailable", "UnsupportedSetting", "WeightsUnavailable"):
+        return err
+    where = f"--checkpoint {checkpoint}"
+    if isinstance(err, pickle.UnpicklingError):
+        return UserError(f"{where}: refused: the file holds Python objects other than tensors (read with "
+                         "weights_only=True; nothing in it was executed)")
+    if hasattr(err, "missing") and hasattr(err, "unexpected"):  # medslip / baselines CheckpointMismatch
+        parts = []
+        for name, keys in (("missing", err.missing), ("unexpected", err.unexpected),
+                           ("mis-shaped", [k[0] for k in getattr(err, "misshaped", [])])):
+            if keys:
+                parts.append(f"{len(keys)} {name} key(s) (e.g. {', '.join(list(keys)[:2])})")
+        return UserError(f"{where}: does not match the {model_name} model: {'; '.join(parts)}")
+    if isinstance(err, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return UserError(f"{where}: not a {model_name} checkpoint ({one_line(str(err))})")
+    if isinstance(err, (ValueError, KeyError, RuntimeError, OSError)) and not isinstance(err, KeyboardInterrupt):
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        return UserError(f"{where}: cannot be loaded as a {model_name} checkpoint: {one_line(str(message))}")
+    return err
+
+
 def _device(name: str | None) -> torch.device:
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -142,9 +170,12 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     device = _device(options.device)
     validate_data_root(spec, options)  # before a model is loaded (or its demo checkpoint trained)
     if adapter is None:
-        adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
-                             text_encoder=options.text_encoder, image_size=options.image_size,
-                             progress=options.progress)
+        try:
+            adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
+                                 text_encoder=options.text_encoder, image_size=options.image_size,
+                                 progress=options.progress)
+        except Exception as err:  # noqa: BLE001 - a checkpoint that does not load is named, in one line
+            raise _checkpoint_error(model_name, options.checkpoint, err) from err
     supported = getattr(adapter, "settings", entry.settings)  # a model's settings may depend on its checkpoint
     if spec.setting not in supported:
         reason = getattr(adapter, "unsupported", {}).get(spec.setting, "")
@@ -192,7 +223,16 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": time.perf_counter() - start,
         }
-        write_record(path, record, overwrite=options.overwrite)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write that was killed (kill -9)
+            stale.unlink(missing_ok=True)
+        try:
+            write_record(path, record, overwrite=options.overwrite)
+        except OSError as err:  # a full disk, a read-only folder: the record is not written (nor half-written)
+            if isinstance(err, FileExistsError):
+                raise
+            from cxrbench.errors import UserError
+
+            raise UserError(f"{path}: cannot write the record ({err.strerror or err}); nothing was written") from err
         paths.append(path)
         console.print(f"wrote {path}")
     return paths
