@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from cxrbench.data.base import label_frame
 from cxrbench.data.registry import DATASETS
@@ -69,6 +70,7 @@ def test_siim_rle_on_a_mirror_is_resized_not_cropped(tmp_path: Path) -> None:
     assert mask[10:14, 30:32].all() and mask[10:14, 50:52].all() and mask.sum() == 2 * 4 * 2
 
 
+@pytest.mark.slow
 def test_grounding_runs_on_a_resized_mirror(tmp_path: Path, monkeypatch) -> None:
     """`run --task nih-ground` on a 64-px mirror evaluates the boxed images (none dropped as empty)."""
     from typer.testing import CliRunner
