@@ -183,8 +183,12 @@ def shard_jobs(jobs: Sequence[Job], shard: tuple[int, int] = (0, 1)) -> list[Job
 
 def _check_demo_checkpoints(jobs: Sequence[Job], options: RunOptions,
                             model_options: dict[str, dict[str, Any]] | None) -> None:
-    from cxrbench.run import check_demo_checkpoint
+    """Before any job: the data root is a non-empty folder, and no model would silently use demo weights."""
+    from cxrbench.run import check_data_root_folder, check_demo_checkpoint
+    from cxrbench.tasks.specs import get_task
 
+    for task in sorted({job.task for job in jobs}):
+        check_data_root_folder(get_task(task), options)
     for name in sorted({job.model for job in jobs}):
         check_demo_checkpoint(name, dataclasses.replace(options, **(model_options or {}).get(name, {})))
 

@@ -71,6 +71,7 @@ CASES: tuple[Case, ...] = (
     # -- data root and demo weights -----------------------------------------------------------------------
     Case("data-root-missing", "`--data-root /nonexistent`", "no such folder", 2),
     Case("data-root-empty", "an empty `--data-root`", "the folder is empty", 2),
+    Case("sweep-data-root-missing", "`sweep --data-root /nonexistent`", "no such folder", 2),
     Case("demo-checkpoint-run", "`run --data-root DIR` without `--checkpoint`", "--use-demo-checkpoint", 2),
     Case("demo-checkpoint-sweep", "`sweep --data-root DIR` with a model without checkpoint", "--use-demo-checkpoint", 2),
     # -- results ------------------------------------------------------------------------------------------

@@ -387,7 +387,10 @@ def test_data_root_missing_and_empty(tmp_path):
     empty.mkdir()
     out = cli("run", "--model", "medslip", "--task", "nih-zs", "--data-root", empty, "--use-demo-checkpoint")
     check("data-root-empty", out, empty)
-    assert not (demo_checkpoint("medslip") / "medslip.json").exists()
+    out = cli("sweep", "--models", "medslip", "--tasks", "covidx-zs", "--data-root", missing, "--use-demo-checkpoint",
+              "--out", tmp_path / "s")
+    check("sweep-data-root-missing", out, missing)
+    assert not (demo_checkpoint("medslip") / "medslip.json").exists() and not (tmp_path / "s").exists()
 
 
 def test_demo_checkpoint_refused_on_real_data(tmp_path):
