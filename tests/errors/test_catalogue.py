@@ -532,3 +532,29 @@ def test_kill_during_sweep(tmp_path, tiny_checkpoint):
     TESTED.add("kill-sweep")
     assert first.read_bytes() == kept  # the finished job was kept, not redone
     assert sorted(r["seed"] for r in records(results)) == [0, 1, 2]
+
+
+def test_use_demo_checkpoint_is_explicit_and_recorded(tmp_path, tiny_checkpoint, monkeypatch):
+    """With the option the demo weights are evaluated, and the record says so (``"weights": "demo"``)."""
+    import dataclasses
+
+    import cxrbench.run
+    from cxrbench.models.medslip import MedslipAdapter
+
+    real = cxrbench.run.get_model
+
+    def get_model(name):  # the demo checkpoint, without pre-training it here: the tiny one stands in
+        entry = real(name)
+        return dataclasses.replace(entry, load=lambda checkpoint=None, **kw: MedslipAdapter.from_checkpoint(
+            checkpoint or tiny_checkpoint))
+
+    monkeypatch.setattr(cxrbench.run, "get_model", get_model)
+    root = builders.make_covidx(_mk(tmp_path / "covidx"))
+    results = tmp_path / "results"
+    args = ["run", "--model", "medslip", "--task", "covidx-zs", "--data-root", root, "--out", results,
+            "--n-boot", "10", "--no-progress"]
+    assert cli(*args).code == 2 and not results.exists()
+    out = cli(*args, "--use-demo-checkpoint")
+    assert out.code == 0, out.output
+    [record] = records(results)
+    assert record["model"]["weights"] == "demo" and record["data"]["synthetic"] is False
