@@ -40,8 +40,8 @@ CASES: tuple[Case, ...] = (
     Case("nih-no-train-val-list", "NIH without `train_val_list.txt` (only the official test list)",
          "OK: no problems found", 0),
     # -- images -------------------------------------------------------------------------------------------
-    Case("missing-image", "an image listed in the labels but absent", "file not found", 2),
-    Case("missing-image-skipped", "the same with `--skip-bad-images`", "skipped_files", 0),
+    Case("missing-image", "an image listed in the labels but absent", "file not found", 2, slow=True),
+    Case("missing-image-skipped", "the same with `--skip-bad-images`", "skipped_files", 0, slow=True),
     Case("truncated-png", "a PNG truncated to half its bytes", "cannot decode image", 2),
     Case("truncated-png-skipped", "the same with `--skip-bad-images`", "skipped_files", 0),
     Case("truncated-dicom", "a DICOM truncated to half its bytes (`data check --decode`)", "unreadable image: 1", 1),
@@ -77,7 +77,8 @@ CASES: tuple[Case, ...] = (
     # -- results ------------------------------------------------------------------------------------------
     Case("record-exists", "a record that is already present", "exists; use --skip-existing", 2),
     Case("read-only-out", "a read-only output folder (simulated)", "Read-only file system", 2),
-    Case("disk-full", "a full disk while the record is written (simulated)", "No space left on device", 2),
+    Case("disk-full", "a full disk while the record is written (simulated)", "No space left on device", 2,
+         slow=True),
     # -- interruptions (kill -9), each followed by a rerun that completes ---------------------------------
     Case("kill-cache-build", "`kill -9` during the image cache build, then a rerun", "(rerun: exit 0)", 0, slow=True),
     Case("kill-record-write", "`kill -9` while the record is written, then a rerun", "(rerun: exit 0)", 0, slow=True),
@@ -92,5 +93,6 @@ def markdown_table() -> str:
     lines = ["| id | input | message (excerpt) | exit code |", "|---|---|---|---|"]
     for case in CASES:
         message = case.message.replace("|", "\\|")
-        lines.append(f"| `{case.id}` | {case.input} | `{message}` | {case.code} |")
+        code = f"{case.code} (slow test)" if case.slow else str(case.code)
+        lines.append(f"| `{case.id}` | {case.input} | `{message}` | {code} |")
     return "\n".join(lines)

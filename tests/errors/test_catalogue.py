@@ -192,6 +192,7 @@ def _covidx_copy(copy_of) -> tuple[Path, Path]:
     return root, victim
 
 
+@pytest.mark.slow
 def test_missing_image(copy_of, tiny_checkpoint, tmp_path):
     root, victim = _covidx_copy(copy_of)
     victim.unlink()
@@ -442,6 +443,7 @@ def test_read_only_output_folder(tmp_path, tiny_checkpoint, monkeypatch):
     assert snapshot(results) == before
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_the_record(tmp_path, tiny_checkpoint, monkeypatch):
     """The disk fills half-way through the record: no record, no temporary file; a rerun writes it."""
     import medslip.atomic
@@ -534,6 +536,7 @@ def test_kill_during_sweep(tmp_path, tiny_checkpoint):
     assert sorted(r["seed"] for r in records(results)) == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_use_demo_checkpoint_is_explicit_and_recorded(tmp_path, tiny_checkpoint, monkeypatch):
     """With the option the demo weights are evaluated, and the record says so (``"weights": "demo"``)."""
     import dataclasses

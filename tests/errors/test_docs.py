@@ -28,10 +28,21 @@ def test_every_case_has_a_test_that_checks_it():
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
 
 
+def _test_blocks(source: str) -> list[tuple[str, str]]:
+    """``(decorators, body)`` of every top-level test function (decorators include parametrize lists)."""
+    starts = [m.start() for m in re.finditer(r"^(?:@.*\n(?:[ \t].*\n)*)*def test_", source, flags=re.M)]
+    blocks = []
+    for k, start in enumerate(starts):
+        text = source[start : starts[k + 1] if k + 1 < len(starts) else len(source)]
+        head = text[: text.index("def test_")]
+        blocks.append((head, text))
+    return blocks
+
+
 def test_slow_cases_are_marked_slow():
     source = (ROOT / "tests" / "errors" / "test_catalogue.py").read_text(encoding="utf-8")
+    blocks = _test_blocks(source)
     for case in CASES:
-        if case.slow:
-            block = source[: source.index(f'BY_ID["{case.id}"]')]
-            last_test = block.rindex("\ndef test_")
-            assert "@pytest.mark.slow" in block[last_test - 40 : last_test], case.id
+        owners = [head for head, text in blocks if f'"{case.id}"' in text]
+        assert owners, case.id
+        assert all(("@pytest.mark.slow" in head) == case.slow for head in owners), case.id
