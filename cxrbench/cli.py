@@ -5,6 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
+
+
+class _CommandLine(TyperGroup):
+    """The root group: every error that reaches it becomes one line on stderr and an exit code
+    (:mod:`cxrbench.errors`: 2 for user errors); the traceback only with ``--debug``."""
+
+    def invoke(self, ctx):  # noqa: ANN001 - typer's Context
+        from cxrbench.errors import debug_enabled, describe_error
+
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):  # usage errors, explicit exits
+            raise
+        except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the one place errors become messages
+            if debug_enabled():
+                raise
+            code, message = describe_error(err)
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(code) from None
+
 
 from cxrbench.methods import METHODS
 
@@ -13,6 +34,8 @@ app = typer.Typer(
     help="Benchmark harness for chest X-ray vision-language pre-training (MeDSLIP and baselines).",
     no_args_is_help=True,
     add_completion=False,
+    cls=_CommandLine,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -36,13 +59,20 @@ def _grant_downloads(allow_download: bool) -> None:
 
 
 @app.callback()
-def main(allow_download: bool = _allow_download_option()) -> None:
+def main(allow_download: bool = _allow_download_option(),
+         debug: bool = typer.Option(False, "--debug", help="show the full traceback of an error instead of its "
+                                    "one-line message (also CXRBENCH_DEBUG=1)")) -> None:
     """cxrbench: pre-train, evaluate and compare chest X-ray vision-language models.
 
     Offline by default: model weights and text encoders are read from local files and caches; give
     --allow-download (here, before the command, or after `run`, `sweep` or `train`) to let cxrbench
-    download what is missing.
+    download what is missing. Errors are one line on stderr with exit code 2 for bad input (see
+    docs/errors.md); --debug shows the traceback.
     """
+    if debug:
+        from cxrbench.errors import enable_debug
+
+        enable_debug()
     _grant_downloads(allow_download)
 
 
@@ -98,12 +128,34 @@ def train_cmd(
     end_distributed()
 
 
-def _floats(text: str | None) -> list[float | None]:
-    return [None] if not text else [float(x) for x in text.split(",") if x.strip()]
+def _floats(text: str | None, option: str = "--label-frac") -> list[float | None]:
+    """Comma-separated label fractions; a one-line error naming the option and the value otherwise."""
+    from cxrbench.errors import UserError
+
+    if not text:
+        return [None]
+    values: list[float | None] = []
+    for part in (x.strip() for x in text.split(",")):
+        if not part:
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            raise UserError(f"{option} {text}: {part!r} is not a number (label fractions are in (0, 1], "
+                            "e.g. 0.01,0.1,1.0)") from None
+        if not 0.0 < value <= 1.0:  # also NaN
+            raise UserError(f"{option} {text}: {part} is not in (0, 1] (a fraction of the training labels)")
+        values.append(value)
+    return values or [None]
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+def _ints(text: str, option: str = "--seeds") -> list[int]:
+    from cxrbench.errors import UserError
+
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{option} {text}: expected comma-separated integers, e.g. 0,1,2") from None
 
 
 @app.command("run")
@@ -136,33 +188,25 @@ def run_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     zero_shot_rule: str | None = typer.Option(None, "--zero-shot-rule", help="zoo models: the zero-shot rule "
                                               "(`cxrbench zoo show NAME` lists them; default: the published one)"),
+    use_demo_checkpoint: bool = typer.Option(False, "--use-demo-checkpoint", help="with --data-root and no "
+                                             "--checkpoint: evaluate the demo checkpoint (pre-trained on synthetic "
+                                             "data) on the real data anyway; refused without this option"),
     allow_download: bool = _allow_download_option(),
 ) -> None:
     """Evaluate MODEL on TASK; writes one JSON record per (label fraction, seed) and prints the metrics."""
+    from cxrbench.errors import UserError
     from cxrbench.report import print_records
     from cxrbench.run import RunOptions, run
 
     _grant_downloads(allow_download)
     if threshold_on not in ("val", "test"):
-        raise typer.BadParameter("--threshold-on must be val or test")
+        raise UserError(f"--threshold-on {threshold_on}: must be val or test")
     options = RunOptions(data_root=data_root, checkpoint=checkpoint, description_file=description_file,
                          text_encoder=text_encoder, image_size=image_size, device=device, out=out,
                          skip_existing=skip_existing, overwrite=overwrite, n_boot=n_boot, threshold_on=threshold_on, split_file=split_file,
                          skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress,
-                         zero_shot_rule=zero_shot_rule)
-    from cxrbench.models.base import UnsupportedSetting
-
-    from cxrbench.zoo.adapters import ZooWeightsMissing
-    from medslip.checkpoint import CheckpointMismatch
-
-    try:
-        paths = run(model, task, _floats(label_frac), _ints(seeds), options)
-    except (UnsupportedSetting, CheckpointMismatch) as err:  # e.g. open-clip ft with a ViT checkpoint
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
-    except (ValueError, ZooWeightsMissing) as err:  # a bad option value or a missing zoo checkpoint: one line
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+                         zero_shot_rule=zero_shot_rule, use_demo_checkpoint=use_demo_checkpoint)
+    paths = run(model, task, _floats(label_frac), _ints(seeds), options)  # errors: one line (see _CommandLine)
     print_records(paths)
 
 
@@ -201,6 +245,9 @@ def sweep_cmd(
     data_root: Path | None = typer.Option(None, "--data-root", help="dataset folder (default: embedded SynthCXR)"),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    use_demo_checkpoint: bool = typer.Option(False, "--use-demo-checkpoint", help="with --data-root: evaluate "
+                                             "models without a checkpoint in the grid with their demo checkpoint "
+                                             "(pre-trained on synthetic data); refused without this option"),
     allow_download: bool = _allow_download_option(),
     launcher: str = typer.Option("inline", "--launcher", help="where the jobs run: inline (this process, one "
                                  "after the other), local (one submitit subprocess per cell) or slurm (one "
@@ -229,28 +276,28 @@ def sweep_cmd(
     from cxrbench.run import RunOptions
     from cxrbench.sweep import SweepFailed, load_grid, parse_shard, run_sweep
 
-    try:
-        spec = load_grid(grid)
-        part = parse_shard(shard)
-        launch_with = LauncherOptions(kind=launcher, folder=launcher_folder, partition=partition, gpus=gpus,
-                                      cpus_per_task=cpus_per_task, mem_gb=mem_gb, time_min=time_min,
-                                      array_parallelism=array_parallelism, account=account, qos=qos, wait=wait)
-    except (FileNotFoundError, ValueError) as err:
-        raise typer.BadParameter(str(err)) from None
+    spec = load_grid(grid)  # a bad grid or shard: one line, exit 2 (see _CommandLine)
+    part = parse_shard(shard)
+    launch_with = LauncherOptions(kind=launcher, folder=launcher_folder, partition=partition, gpus=gpus,
+                                  cpus_per_task=cpus_per_task, mem_gb=mem_gb, time_min=time_min,
+                                  array_parallelism=array_parallelism, account=account, qos=qos, wait=wait)
     _grant_downloads(allow_download)
     given = {k: v for k, v in (("data_root", data_root), ("device", device)) if v is not None}
     options = dataclasses.replace(RunOptions(), **spec.options)
     options = dataclasses.replace(options, out=out, progress=progress, **given)
+    if use_demo_checkpoint:
+        options = dataclasses.replace(options, use_demo_checkpoint=True)
+    fracs = [f for f in _floats(label_fracs, "--label-fracs") if f is not None] if label_fracs else spec.label_fracs
     try:
         paths = run_sweep(models.split(",") if models else spec.models, tasks.split(",") if tasks else spec.tasks,
-                          [float(f) for f in label_fracs.split(",")] if label_fracs else spec.label_fracs,
-                          _ints(seeds) if seeds else spec.seeds, shard=part, options=options,
+                          fracs, _ints(seeds) if seeds else spec.seeds, shard=part, options=options,
                           model_options=spec.model_options, launcher=launch_with)
     except SweepFailed as err:
-        typer.echo(str(err), err=True)
+        from cxrbench.errors import one_line
+
+        typer.echo(str(err), err=True)  # the failed jobs, one per line
+        typer.echo(f"error: {one_line(str(err).splitlines()[0])}", err=True)
         raise typer.Exit(1) from None
-    except KeyError as err:  # unknown model or task name
-        raise typer.BadParameter(str(err)) from None
     typer.echo(f"{len(paths)} record(s) under {out}")
 
 
@@ -267,7 +314,8 @@ def leaderboard_cmd(
     from cxrbench.leaderboard import check_leaderboard, write_leaderboard
 
     if not results.is_dir():
-        typer.echo(f"results folder not found: {results} (run `cxrbench sweep` first, or pass --results)", err=True)
+        typer.echo(f"error: --results {results}: results folder not found (run `cxrbench sweep` first, or pass "
+                   "--results)", err=True)
         raise typer.Exit(2)
     if check:
         outcome = check_leaderboard(results, out, reported)

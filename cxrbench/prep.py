@@ -487,9 +487,9 @@ def mimic_command(
     """Write train/valid/test.json + landmark_observation_adj_mtx.npy (MeDSLIP pre-training files)."""
     try:
         result = prepare_mimic(root, out, workers=workers, radgraph=radgraph, force=force, chunk_size=chunk_size)
-    except PrepError as exc:
+    except PrepError as exc:  # a user error: one line, exit 2 (docs/errors.md)
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     per_split = ", ".join(f"{SPLIT_FILES[k]} {v:,}" for k, v in result.images.items())
     typer.echo(f"wrote {result.studies:,} studies ({per_split} images) to {result.out}")
     typer.echo(f"computed {result.computed_studies:,} studies, reused {result.reused_studies:,} from "

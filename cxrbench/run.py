@@ -20,6 +20,8 @@ from cxrbench.tasks.finetune import FitSettings
 from cxrbench.tasks.specs import get_task
 
 RUNNERS = {"zs": zs.run, "ground": ground.run, "ft": ft.run, "seg": seg.run}
+#: Models whose loader falls back to a demo checkpoint (pre-trained on SynthCXR) when no --checkpoint is given.
+DEMO_CHECKPOINT_MODELS = frozenset({"medslip", "clip", "clip-vit", "medslip-single-stream"})
 #: Settings that train on a label-fraction subset.
 TRAINED = {"ft", "seg"}
 
@@ -45,13 +47,88 @@ class RunOptions:
     lr: float = 1e-4
     progress: bool = True
     zero_shot_rule: str | None = None  # zoo models: which published / deterministic rule (default: the catalog's first)
+    #: with ``data_root`` and no ``checkpoint``: evaluate the synthetic demo checkpoint anyway (refused otherwise)
+    use_demo_checkpoint: bool = False
+
+
+def uses_demo_checkpoint(model_name: str, options: RunOptions) -> bool:
+    """True when ``model_name`` would be evaluated with its demo checkpoint (trainable model, no checkpoint)."""
+    return model_name in DEMO_CHECKPOINT_MODELS and options.checkpoint is None
+
+
+def check_demo_checkpoint(model_name: str, options: RunOptions) -> None:
+    """Refuse to evaluate a synthetic-data demo checkpoint on a real ``--data-root`` unless asked explicitly."""
+    from cxrbench.errors import UserError
+
+    if options.data_root is not None and uses_demo_checkpoint(model_name, options) and not options.use_demo_checkpoint:
+        raise UserError(
+            f"--data-root {options.data_root} without --checkpoint: {model_name} would be evaluated with its demo "
+            "checkpoint, pre-trained on synthetic data; pass --checkpoint PATH (the weights to evaluate), or "
+            "--use-demo-checkpoint to evaluate the demo weights on this data anyway")
+
+
+def check_data_root_folder(spec, options: RunOptions) -> None:
+    """``--data-root`` exists, is a folder and holds files (cheap; before anything else)."""
+    from cxrbench.errors import UserError
+
+    if options.data_root is None:
+        return
+    root = Path(options.data_root)
+    if not root.exists():
+        raise UserError(f"--data-root {root}: no such folder (the {spec.dataset} dataset folder was expected)")
+    if not root.is_dir():
+        raise UserError(f"--data-root {root}: not a folder")
+    if not any(root.iterdir()):
+        raise UserError(f"--data-root {root}: the folder is empty (the {spec.dataset} dataset folder was expected; "
+                        f"see docs/datasets.md)")
+
+
+def validate_data_root(spec, options: RunOptions) -> None:
+    """Check ``--data-root`` before any model is loaded or trained: a non-empty folder whose label files the
+    task's dataset adapter reads without an error-kind problem."""
+    from cxrbench.data.registry import get_dataset
+
+    if options.data_root is None:
+        return
+    check_data_root_folder(spec, options)
+    get_dataset(spec.dataset).load(Path(options.data_root), locate_images=False)  # one-line layout/problem error
+
+
+def _checkpoint_error(model_name: str, checkpoint: Path | None, err: Exception) -> Exception:
+    """A one-line :class:`UserError` for a ``--checkpoint`` that cannot be loaded; other errors unchanged."""
+    import pickle
+
+    from cxrbench.errors import UserError, one_line
+
+    if checkpoint is None or isinstance(err, UserError) or type(err).__name__ in (
+            "TextEncoderUnavailable", "TextTowerUnavailable", "UnsupportedSetting", "WeightsUnavailable"):
+        return err
+    where = f"--checkpoint {checkpoint}"
+    if isinstance(err, pickle.UnpicklingError):
+        return UserError(f"{where}: refused: the file holds Python objects other than tensors (read with "
+                         "weights_only=True; nothing in it was executed)")
+    if hasattr(err, "missing") and hasattr(err, "unexpected"):  # medslip / baselines CheckpointMismatch
+        parts = []
+        for name, keys in (("missing", err.missing), ("unexpected", err.unexpected),
+                           ("mis-shaped", [k[0] for k in getattr(err, "misshaped", [])])):
+            if keys:
+                parts.append(f"{len(keys)} {name} key(s) (e.g. {', '.join(list(keys)[:2])})")
+        return UserError(f"{where}: does not match the {model_name} model: {'; '.join(parts)}")
+    if isinstance(err, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return UserError(f"{where}: not a {model_name} checkpoint ({one_line(str(err))})")
+    if isinstance(err, (ValueError, KeyError, RuntimeError, OSError)) and not isinstance(err, KeyboardInterrupt):
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        return UserError(f"{where}: cannot be loaded as a {model_name} checkpoint: {one_line(str(message))}")
+    return err
 
 
 def _device(name: str | None) -> torch.device:
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but CUDA is not available on this machine")
+        from cxrbench.errors import UserError
+
+        raise UserError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
     return torch.device(name)
 
 
@@ -75,6 +152,8 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     for f in fracs:
         if f is not None:
             validate_fraction(f)
+    check_data_root_folder(spec, options)
+    check_demo_checkpoint(model_name, options)
     todo = [(f, s) for f in fracs for s in seeds]
     paths = []
     pending = []
@@ -90,10 +169,14 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     if not pending:
         return paths
     device = _device(options.device)
+    validate_data_root(spec, options)  # before a model is loaded (or its demo checkpoint trained)
     if adapter is None:
-        adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
-                             text_encoder=options.text_encoder, image_size=options.image_size,
-                             progress=options.progress, zero_shot_rule=options.zero_shot_rule)
+        try:
+            adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
+                                 text_encoder=options.text_encoder, image_size=options.image_size,
+                                 progress=options.progress, zero_shot_rule=options.zero_shot_rule)
+        except Exception as err:  # noqa: BLE001 - a checkpoint that does not load is named, in one line
+            raise _checkpoint_error(model_name, options.checkpoint, err) from err
     supported = getattr(adapter, "settings", entry.settings)  # a model's settings may depend on its checkpoint
     if spec.setting not in supported:
         reason = getattr(adapter, "unsupported", {}).get(spec.setting, "")
@@ -101,6 +184,8 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
                                  f"{', '.join(sorted(supported))})".strip())
     adapter.to(device)
     identity = adapter.describe()
+    if uses_demo_checkpoint(model_name, options):
+        identity.setdefault("weights", "demo")  # pre-trained on SynthCXR (h16 owns the weights field)
     for f, s, path in pending:
         start = time.perf_counter()
         work = path.with_suffix("")  # the record's folder of split files, subset and artefacts
@@ -133,13 +218,22 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
             "training": outcome.get("training"),
             "n_eval": outcome.get("n_eval"),
             "data": {"root": str(data.root), "synthetic": data.synthetic, "splits": data.splits, "subset": subset,
-                     "skipped_files": data.skipped},
+                     "skipped_files": data.skipped, "warnings": data.table.attrs.get("warnings", {})},
             "environment": environment(str(device)),
             "artifacts": [str((work / a).relative_to(path.parent)) for a in outcome.get("artifacts", [])],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": time.perf_counter() - start,
         }
-        write_record(path, record, overwrite=options.overwrite)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write that was killed (kill -9)
+            stale.unlink(missing_ok=True)
+        try:
+            write_record(path, record, overwrite=options.overwrite)
+        except OSError as err:  # a full disk, a read-only folder: the record is not written (nor half-written)
+            if isinstance(err, FileExistsError):
+                raise
+            from cxrbench.errors import UserError
+
+            raise UserError(f"{path}: cannot write the record ({err.strerror or err}); nothing was written") from err
         paths.append(path)
         console.print(f"wrote {path}")
     return paths

@@ -194,6 +194,18 @@ def job_options_for(options: RunOptions, model_options: dict[str, dict[str, Any]
     return job_options
 
 
+def _check_demo_checkpoints(jobs: Sequence[Job], options: RunOptions,
+                            model_options: dict[str, dict[str, Any]] | None) -> None:
+    """Before any job: the data root is a non-empty folder, and no model would silently use demo weights."""
+    from cxrbench.run import check_data_root_folder, check_demo_checkpoint
+    from cxrbench.tasks.specs import get_task
+
+    for task in sorted({job.task for job in jobs}):
+        check_data_root_folder(get_task(task), options)
+    for name in sorted({job.model for job in jobs}):
+        check_demo_checkpoint(name, dataclasses.replace(options, **(model_options or {}).get(name, {})))
+
+
 def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fracs: Sequence[float],
               seeds: Sequence[int], shard: tuple[int, int] = (0, 1), options: RunOptions | None = None,
               keep_going: bool = True, console: Console | None = None,
@@ -216,6 +228,7 @@ def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fra
     console = console or Console(stderr=True)
     options = dataclasses.replace(options or RunOptions(), skip_existing=True, overwrite=False)
     todo = shard_jobs(expand_grid(models, tasks, label_fracs, seeds), shard)
+    _check_demo_checkpoints(todo, options, model_options)  # refused before any job runs
     console.print(f"sweep shard {shard[0]}/{shard[1]}: {len(todo)} job(s) -> {options.out}")
     if launcher is not None and launcher.kind != "inline":
         from cxrbench.launchers import launch

@@ -10,18 +10,25 @@ row per image and these columns (``SAMPLE_COLUMNS``), plus one float column per 
 ``view``        str or None (``PA``, ``AP``, ``LATERAL`` ...)
 ``split``       ``train`` / ``val`` / ``test``
 ``<class>``     float per class: 1.0 positive, 0.0 negative, NaN unknown
-``boxes``       list of ``(x, y, w, h)`` in pixels of the distributed image frame; ``[]`` when the dataset has
-                boxes but this image none; ``None`` when the dataset has no boxes
+``boxes``       list of ``(x, y, w, h)`` in pixels of the dataset's label frame (``label_frame``: 1024 x 1024
+                for NIH, RSNA and SIIM, whatever size the image files on disk have); ``[]`` when the dataset
+                has boxes but this image none; ``None`` when the dataset has no boxes
 ``box_labels``  list of class names parallel to ``boxes`` (or ``None``)
 ``mask_rle``    SIIM: tuple of RLE strings of the image (``()`` for an empty mask); else ``None``
 ``mask_path``   SIIM PNG release: path of the 0/255 mask PNG; else ``None``
 ``width``       int or NaN: width of the image file when the label files state it (MIMIC metadata); NaN
-                otherwise.  Boxes and masks are always in the pixel frame of the image file as distributed
-                (1024 px for NIH, RSNA and SIIM), so read the image (or its header) for the size.
+                otherwise.  Boxes and RLE masks are in the adapter's declared ``label_frame`` (the frame of
+                the images as the dataset was released), never in the frame of a resized mirror on disk.
 ``height``      int or NaN
 ==============  ==========================================================================================
 
 Adapters may add columns (``sex``, ``age``, ``report_path``, ``labels_id`` ...).
+
+Problems found while reading are of two kinds: *errors* (``error_kinds``: a label that cannot be read, a
+malformed box or RLE row, a duplicate id, an image in no official split...) make :meth:`BaseAdapter.load`
+raise :class:`DataProblemError` naming the file, the count and the first examples; the others are
+*warnings*, kept in ``table.attrs["warnings"]`` (and so in the result record).  ``cxrbench data check``
+reports both, without a traceback.
 """
 
 from __future__ import annotations
@@ -41,8 +48,12 @@ __all__ = [
     "BaseAdapter",
     "CheckReport",
     "DatasetAdapter",
+    "DataProblemError",
     "DatasetLayoutError",
+    "ERROR_KINDS",
     "ProblemLog",
+    "label_frame",
+    "require_columns",
     "count_table",
     "empty_columns",
     "find_file",
@@ -61,27 +72,81 @@ class DatasetLayoutError(FileNotFoundError):
     """The folder does not look like any accepted variant of the dataset (the message says what is missing)."""
 
 
+#: Problem kinds that make ``load()`` fail: the labels could not be read as the dataset defines them.
+ERROR_KINDS: frozenset[str] = frozenset({
+    "duplicate image id", "malformed box", "malformed RLE", "malformed line", "unknown label",
+    "image in no split list", "image in no split",
+})
+
+
+class DataProblemError(ValueError):
+    """Label files with error-kind problems; the one-line message names the file, the count and examples."""
+
+    def __init__(self, message: str, problems: dict[str, dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+def require_columns(path: Path | str, columns: Any, expected: tuple[str, ...]) -> None:
+    """Raise :class:`DatasetLayoutError` naming the file, the columns found and the columns expected."""
+    found = [str(c) for c in columns]
+    missing = [c for c in expected if c not in found]
+    if missing:
+        raise DatasetLayoutError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; expected {', '.join(expected)}; "
+            f"found {', '.join(repr(c) for c in found) or 'none'}"
+        )
+
+
 class ProblemLog:
-    """Collects problems by kind: counts every occurrence, keeps the first few examples of each kind."""
+    """Collects problems by kind: counts every occurrence, keeps the first few examples of each kind
+    and the first file each kind was found in."""
 
     def __init__(self, examples_per_kind: int = 10) -> None:
         self.examples_per_kind = examples_per_kind
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {}
+        self.files: dict[str, str] = {}
 
-    def add(self, kind: str, message: str) -> None:
+    def add(self, kind: str, message: str, file: str | Path | None = None) -> None:
         """Record one problem of ``kind`` (for example ``missing image``) described by ``message``."""
         self.counts[kind] += 1
         bucket = self.examples.setdefault(kind, [])
         if len(bucket) < self.examples_per_kind:
             bucket.append(message)
+        if file is not None:
+            self.files.setdefault(kind, str(file))
+
+    def split(self, error_kinds: frozenset[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """``(errors, warnings)`` as :meth:`to_dict` gives them."""
+        everything = self.to_dict()
+        errors = {k: v for k, v in everything.items() if k in error_kinds}
+        return errors, {k: v for k, v in everything.items() if k not in error_kinds}
+
+    def raise_errors(self, error_kinds: frozenset[str], where: str | Path, dataset: str) -> None:
+        """Raise :class:`DataProblemError` when a problem of an error kind was recorded."""
+        errors, _ = self.split(error_kinds)
+        if not errors:
+            return
+        kind, entry = next(iter(errors.items()))
+        file = entry.get("file") or str(where)
+        examples = "; ".join(entry["examples"][:3])
+        more = f" (and {len(errors) - 1} more kind(s): {', '.join(list(errors)[1:])})" if len(errors) > 1 else ""
+        raise DataProblemError(
+            f"{file}: {entry['count']} {kind} problem(s), e.g. {examples}{more}; "
+            f"`cxrbench data check {dataset} --root {where} --labels-only` lists them all", errors)
 
     def __bool__(self) -> bool:
         return bool(self.counts)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """``{kind: {"count": n, "examples": [...]}}``."""
-        return {k: {"count": n, "examples": list(self.examples[k])} for k, n in sorted(self.counts.items())}
+        out: dict[str, dict[str, Any]] = {}
+        for k, n in sorted(self.counts.items()):
+            out[k] = {"count": n, "examples": list(self.examples[k])}
+            if k in self.files:
+                out[k]["file"] = self.files[k]
+        return out
 
 
 @dataclass
@@ -162,12 +227,48 @@ def index_files(root: Path, suffixes: tuple[str, ...], under: tuple[str, ...] = 
     return found
 
 
-def _valid_box(box: Any) -> bool:
+def _box_problem(box: Any, frame: tuple[int, int] | None) -> str | None:
+    """What is wrong with one ``(x, y, w, h)`` box in a ``(height, width)`` frame, or None."""
     try:
         x, y, w, h = (float(v) for v in box)
     except (TypeError, ValueError):
-        return False
-    return all(math.isfinite(v) for v in (x, y, w, h)) and w > 0 and h > 0 and x >= 0 and y >= 0
+        return "not four numbers"
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        return "not finite"
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        return "negative origin or empty size"
+    if frame is not None and (x + w > frame[1] + 0.5 or y + h > frame[0] + 0.5):
+        return f"outside the {frame[1]}x{frame[0]} label frame"
+    return None
+
+
+def _valid_box(box: Any) -> bool:
+    return _box_problem(box, None) is None
+
+
+def label_frame(dataset: str | Any, row: Any = None) -> tuple[int, int]:
+    """``(height, width)`` of the frame the boxes / RLE masks of ``dataset`` are stated in.
+
+    The adapter's declared ``label_frame`` when it has one (1024 x 1024 for NIH, RSNA and SIIM, whatever the
+    size of the files on disk); else the row's ``height``/``width`` when known; else the image file's header.
+    """
+    if isinstance(dataset, str):
+        from cxrbench.data.registry import get_dataset
+
+        dataset = get_dataset(dataset)
+    frame = getattr(dataset, "label_frame", None)
+    if frame is not None:
+        return int(frame[0]), int(frame[1])
+    if row is None:
+        raise ValueError(f"{getattr(dataset, 'name', dataset)}: no declared label frame and no sample row")
+    h, w = row.get("height"), row.get("width")
+    if h is not None and w is not None and not (isinstance(h, float) and math.isnan(h)) and \
+            not (isinstance(w, float) and math.isnan(w)):
+        return int(h), int(w)
+    from cxrbench.data.images import read_header
+
+    header = read_header(row["path"])
+    return header.height, header.width
 
 
 class BaseAdapter:
@@ -183,6 +284,11 @@ class BaseAdapter:
     description: ClassVar[str] = ""
     has_boxes: ClassVar[bool] = False
     has_masks: ClassVar[bool] = False
+    #: ``(height, width)`` of the frame boxes and RLE masks are stated in (the released image size), or None
+    #: when the dataset has no such labels (then the image file's own size is used)
+    label_frame: ClassVar[tuple[int, int] | None] = None
+    #: problem kinds that make :meth:`load` raise (the others are warnings kept in ``table.attrs``)
+    error_kinds: ClassVar[frozenset[str]] = ERROR_KINDS
     #: fraction of patients put in the test split when the dataset has no official test split
     test_fraction: ClassVar[float] = 0.2
     #: fraction of the training patients carved into validation when the dataset has no validation split
@@ -221,42 +327,60 @@ class BaseAdapter:
 
         if split is not None and split not in SPLIT_NAMES:
             raise ValueError(f"split must be one of {SPLIT_NAMES} or None, got {split!r}")
-        table = self.read(Path(root).expanduser().resolve(), ProblemLog(), locate_images)
+        root_path = Path(root).expanduser().resolve()
+        if not root_path.is_dir():
+            raise DatasetLayoutError(f"{root}: not a folder (the {self.name} dataset folder was expected)")
+        problems = ProblemLog()
+        table = self.read(root_path, problems, locate_images)
+        self._label_problems(table, problems)
+        problems.raise_errors(self.error_kinds, root_path, self.name)
         table = complete_splits(
             table, self.classes, seed=seed, split_file=split_file,
             val_fraction=self.val_fraction, test_fraction=self.test_fraction,
         )
         if split is not None:
             table = table[table["split"] == split].reset_index(drop=True)
+        table.attrs["warnings"] = problems.split(self.error_kinds)[1]
         return table
 
-    def check(
-        self, root: str | Path, labels_only: bool = False, *, seed: int = 0, workers: int | None = None
-    ) -> CheckReport:
-        """Validate the folder: label files, duplicate ids, boxes, masks and (unless ``labels_only``) images.
-
-        Image problems are found by reading every image header (see :mod:`cxrbench.data.preflight`).
-        """
-        from cxrbench.data.preflight import preflight
-        from cxrbench.data.splits import complete_splits
-
-        root_path = Path(root).expanduser().resolve()
-        problems = ProblemLog()
-        table = self.read(root_path, problems, locate_images=not labels_only)
-        table = complete_splits(
-            table, self.classes, seed=seed,
-            val_fraction=self.val_fraction, test_fraction=self.test_fraction,
-        )
+    def _label_problems(self, table: pd.DataFrame, problems: ProblemLog) -> None:
+        """The checks shared by :meth:`load` and :meth:`check`: duplicate ids, boxes, the adapter's own."""
         for image_id in table.loc[table["image_id"].duplicated(), "image_id"]:
             problems.add("duplicate image id", str(image_id))
         if self.has_boxes:
             for image_id, boxes in zip(table["image_id"], table["boxes"], strict=True):
                 for box in boxes or ():
-                    if not _valid_box(box):
-                        problems.add("malformed box", f"{image_id}: {box}")
+                    reason = _box_problem(box, self.label_frame)
+                    if reason:
+                        problems.add("malformed box", f"{image_id}: {tuple(box)} {reason}",
+                                     table.attrs.get("box_file"))
         self.validate(table, problems)
+
+    def check(
+        self, root: str | Path, labels_only: bool = False, *, seed: int = 0, workers: int | None = None,
+        decode: bool = False,
+    ) -> CheckReport:
+        """Validate the folder: label files, duplicate ids, boxes, masks and (unless ``labels_only``) images.
+
+        Image problems are found by reading every image header, or with ``decode`` by decoding every image
+        (finds truncated files; see :mod:`cxrbench.data.preflight`).
+        """
+        from cxrbench.data.preflight import preflight
+        from cxrbench.data.splits import complete_splits
+
+        root_path = Path(root).expanduser().resolve()
+        if not root_path.is_dir():
+            raise DatasetLayoutError(f"{root}: not a folder (the {self.name} dataset folder was expected)")
+        problems = ProblemLog()
+        table = self.read(root_path, problems, locate_images=not labels_only)
+        self._label_problems(table, problems)
+        table = complete_splits(
+            table, self.classes, seed=seed,
+            val_fraction=self.val_fraction, test_fraction=self.test_fraction,
+        )
         if not labels_only:
-            result = preflight(table["path"].tolist(), skip_bad=True, workers=workers, progress=False)
+            result = preflight(table["path"].tolist(), skip_bad=True, workers=workers, progress=False,
+                               decode=decode)
             for path, reason in result.skipped:
                 kind = "missing image" if "not found" in reason else "unreadable image"
                 problems.add(kind, reason)

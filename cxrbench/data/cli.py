@@ -61,6 +61,8 @@ def check(
     labels_only: Annotated[bool, typer.Option("--labels-only", help="check label files only, no images")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     seed: Annotated[int, typer.Option("--seed", help="seed of the splits the dataset does not define")] = 0,
+    decode: Annotated[bool, typer.Option("--decode", help="decode every image (finds truncated files; slower "
+                                         "than reading the headers)")] = False,
     path_prefix: Annotated[
         Optional[str], typer.Option("--path-prefix", help="medslip-pretrain: rewrite image paths OLD=NEW")
     ] = None,
@@ -70,20 +72,19 @@ def check(
     from cxrbench.data.medslip_pretrain import MedslipPretrainAdapter
     from cxrbench.data.registry import get_dataset
 
-    try:
-        adapter = get_dataset(dataset)
-    except KeyError as exc:
-        raise typer.BadParameter(str(exc.args[0]), param_hint="DATASET") from None
+    from cxrbench.errors import UserError
+
+    adapter = get_dataset(dataset)  # unknown name: one line listing the known ones, exit 2
     if path_prefix is not None:
         if not isinstance(adapter, MedslipPretrainAdapter) or "=" not in path_prefix:
-            raise typer.BadParameter("--path-prefix OLD=NEW applies to medslip-pretrain only", param_hint="--path-prefix")
+            raise UserError(f"--path-prefix {path_prefix}: OLD=NEW applies to medslip-pretrain only")
         old, new = path_prefix.split("=", 1)
         adapter = adapter.with_prefix(old, new)
     if not root.is_dir():
-        raise typer.BadParameter(f"{root} is not a folder", param_hint="--root")
+        raise UserError(f"--root {root}: not a folder")
     try:
-        report = adapter.check(root, labels_only=labels_only, seed=seed)
-    except DatasetLayoutError as exc:
+        report = adapter.check(root, labels_only=labels_only, seed=seed, decode=decode)
+    except DatasetLayoutError as exc:  # the label files are not the dataset's: nothing to count
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

@@ -61,12 +61,13 @@ class COVIDxAdapter(BaseAdapter):
                     continue
                 parsed = parse_covidx_line(line)
                 if parsed is None:
-                    problems.add("malformed line", f"{path.name}:{k}: {line.strip()!r}")
+                    problems.add("malformed line", f"{path.name}:{k}: {line.strip()!r} (expected 4 fields: "
+                                 "patient id, file name, label, source)", path)
                     continue
                 pid, filename, label, source = parsed
                 value = LABELS.get(label.lower(), np.nan)
                 if np.isnan(value):
-                    problems.add("unknown label", f"{path.name}:{k}: '{label}'")
+                    problems.add("unknown label", f"{path.name}:{k}: '{label}'", path)
                 rows.append({"image_id": filename, "patient_id": pid, "COVID-19": value, "split": split,
                              "label_text": label, "source": source})
         frame = pd.DataFrame(rows, columns=["image_id", "patient_id", "COVID-19", "split", "label_text", "source"])

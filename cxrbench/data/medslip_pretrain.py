@@ -85,7 +85,7 @@ class MedslipPretrainAdapter(BaseAdapter):
             raise DatasetLayoutError(f"{matrix_path}: expected shape (N, 51, {n_obs}), got {matrix.shape}")
         labels, bad_cells = observation_labels(matrix)
         if bad_cells:
-            problems.add("unknown label", f"{matrix_path.name}: {bad_cells} cells outside {{-1, 0, 1}}")
+            problems.add("unknown label", f"{matrix_path.name}: {bad_cells} cells outside {{-1, 0, 1}}", matrix_path)
 
         rows: list[tuple[str, int, str]] = []
         for split, names in SPLIT_FILES.items():
@@ -97,8 +97,12 @@ class MedslipPretrainAdapter(BaseAdapter):
                 raise DatasetLayoutError(f"{path}: expected a JSON object mapping image path -> {{labels_id}}")
             for key, value in ann.items():
                 label_id = value.get("labels_id") if isinstance(value, dict) else None
-                if not isinstance(label_id, int) or not 0 <= label_id < matrix.shape[0]:
-                    problems.add("unknown label", f"{path.name}: {key}: labels_id {label_id!r} not a matrix row")
+                # an integer row of the matrix; 3.0, "3", True or an out-of-range row is an error (load raises:
+                # a -1 would silently index the last study's supervision)
+                valid = isinstance(label_id, int) and not isinstance(label_id, bool)
+                if not valid or not 0 <= label_id < matrix.shape[0]:
+                    problems.add("unknown label", f"{key}: labels_id {label_id!r} is not a row of the "
+                                 f"{matrix.shape[0]}-row matrix", path)
                     label_id = -1
                 rows.append((key, label_id, split))
 

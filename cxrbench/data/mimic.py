@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from cxrbench.data.base import BaseAdapter, DatasetLayoutError, ProblemLog, finish_table, find_file
+from cxrbench.data.base import BaseAdapter, DatasetLayoutError, ProblemLog, finish_table, find_file, require_columns
 
 __all__ = ["CHEXPERT_CLASSES", "MIMICAdapter"]
 
@@ -26,9 +26,29 @@ CHEXPERT_CLASSES: tuple[str, ...] = (
 PREFIX = "mimic-cxr-2.0.0-"
 
 
+REQUIRED = {
+    "metadata": ("dicom_id", "subject_id", "study_id"),
+    "split": ("dicom_id", "subject_id", "study_id", "split"),
+    "chexpert": ("subject_id", "study_id"),
+    "negbio": ("subject_id", "study_id"),
+}
+
+
 def _table(root: Path, stem: str, required: bool) -> pd.DataFrame | None:
     path = find_file(root, (f"{PREFIX}{stem}.csv.gz", f"{PREFIX}{stem}.csv"), f"MIMIC {stem} table", required)
-    return None if path is None else pd.read_csv(path, dtype={"dicom_id": str})
+    if path is None:
+        return None
+    table = pd.read_csv(path, dtype={"dicom_id": str})
+    require_columns(path, table.columns, REQUIRED.get(stem, ()))
+    for col in ("subject_id", "study_id"):
+        if col in table:
+            numbers = pd.to_numeric(table[col], errors="coerce")
+            if numbers.isna().any():
+                bad = table.loc[numbers.isna(), col].astype(str).tolist()
+                raise DatasetLayoutError(f"{path}: {len(bad)} row(s) with a non-integer {col}, e.g. {bad[:3]}")
+            table[col] = numbers.astype("int64")
+    table.attrs["path"] = str(path)
+    return table
 
 
 class MIMICAdapter(BaseAdapter):
@@ -52,20 +72,21 @@ class MIMICAdapter(BaseAdapter):
             if split is not None:
                 base = base.merge(split[["dicom_id", "split"]], on="dicom_id", how="left")
                 for dicom_id in base.loc[base["split"].isna(), "dicom_id"]:
-                    problems.add("image in no split", str(dicom_id))
+                    problems.add("image in no split", str(dicom_id), split.attrs.get("path"))
             else:
                 base["split"] = None
         labels = _table(root, self.labeler, required=True)
         unknown_cols = [c for c in labels.columns if c not in ("subject_id", "study_id", *CHEXPERT_CLASSES)]
         for col in unknown_cols:
-            problems.add("unknown label", f"column '{col}' in the {self.labeler} table")
+            problems.add("unknown column", f"column '{col}' in the {self.labeler} table", labels.attrs.get("path"))
         for cls in CHEXPERT_CLASSES:
             if cls not in labels:
                 labels[cls] = np.nan
             values = pd.to_numeric(labels[cls], errors="coerce")
             bad = labels[cls].notna() & ~values.isin([1.0, 0.0, -1.0])
             for study in labels.loc[bad, "study_id"]:
-                problems.add("unknown label", f"study {study}: {cls}={labels.loc[bad, cls].iloc[0]!r}")
+                problems.add("unknown label", f"study {study}: {cls}={labels.loc[bad, cls].iloc[0]!r}",
+                             labels.attrs.get("path"))
             labels[cls] = values.where(values.isin([0.0, 1.0]))
         base = base.merge(labels[["subject_id", "study_id", *CHEXPERT_CLASSES]],
                           on=["subject_id", "study_id"], how="left", indicator=True)

@@ -3,7 +3,8 @@
 Root = the folder holding ``Data_Entry_2017*.csv`` (images anywhere below it: ``images/``, ``images_0XX/images/``
 or a resized mirror; indexed by file name).  Official splits: ``train_val_list.txt`` -> train (validation
 carved from it by patient), ``test_list.txt`` -> test.  Boxes: ``BBox_List_2017.csv`` (``Infiltrate`` ->
-``Infiltration``), in the 1024x1024 PNG frame.
+``Infiltration``), in the 1024x1024 frame of the released PNGs (``label_frame``), also on a resized mirror.
+With only one of the two split lists, the images it does not name take the other split (never a seeded one).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from cxrbench.data.base import BaseAdapter, ProblemLog, finish_table, find_file, index_files
+from cxrbench.data.base import (
+    BaseAdapter,
+    DatasetLayoutError,
+    ProblemLog,
+    finish_table,
+    find_file,
+    index_files,
+    require_columns,
+)
 
 __all__ = ["NIH_CLASSES", "NIHAdapter"]
 
@@ -28,6 +37,7 @@ DATA_ENTRY_NAMES = (
     "Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv.gz", "Data_Entry_2017.csv.gz",
 )
 BBOX_NAMES = ("BBox_List_2017.csv", "BBox_List_2017.csv.gz")
+REQUIRED_COLUMNS = ("Image Index", "Finding Labels", "Patient ID")
 
 
 def _read_list(path: Path | None) -> set[str]:
@@ -43,26 +53,35 @@ class NIHAdapter(BaseAdapter):
     classes: ClassVar[tuple[str, ...]] = NIH_CLASSES
     description: ClassVar[str] = "NIH ChestX-ray14: 112,120 PNGs, 14 labels, 984 boxes; official test list"
     has_boxes: ClassVar[bool] = True
+    label_frame: ClassVar[tuple[int, int] | None] = (1024, 1024)
 
     def read(self, root: Path, problems: ProblemLog, locate_images: bool = True) -> pd.DataFrame:
         """Read Data_Entry + BBox list + split lists into the sample table."""
         entry_path = find_file(root, DATA_ENTRY_NAMES, "NIH label table (Data_Entry_2017*.csv)")
-        entry = pd.read_csv(entry_path, dtype={"Image Index": str, "Finding Labels": str})
+        entry = pd.read_csv(entry_path, dtype={"Image Index": str, "Finding Labels": str, "Patient ID": str})
         entry = entry.drop(columns=[c for c in entry.columns if str(c).startswith("Unnamed:")])
+        entry.columns = [str(c).strip() for c in entry.columns]
+        require_columns(entry_path, entry.columns, REQUIRED_COLUMNS)
         sex_col = "Patient Gender" if "Patient Gender" in entry else "Patient Sex"
-        names = entry["Image Index"].str.strip()
+        names = entry["Image Index"].fillna("").str.strip()
         n = len(entry)
 
-        frame = pd.DataFrame({"image_id": names, "patient_id": entry["Patient ID"].astype(int).astype(str)})
+        raw_pid = entry["Patient ID"].fillna("").str.strip()
+        numeric_pid = pd.to_numeric(raw_pid, errors="coerce")
+        for image_id, pid in zip(names[numeric_pid.isna()], raw_pid[numeric_pid.isna()], strict=True):
+            problems.add("unknown label", f"{image_id}: Patient ID {pid!r} is not a number", entry_path)
+        patient_ids = [str(int(v)) if not np.isnan(v) else p for v, p in zip(numeric_pid, raw_pid, strict=True)]
+        frame = pd.DataFrame({"image_id": names, "patient_id": patient_ids})
         dummies = entry["Finding Labels"].fillna("").str.strip().str.get_dummies(sep="|")
         dummies.columns = [c.strip() for c in dummies.columns]
         for token in sorted(set(dummies.columns) - set(NIH_CLASSES) - {NO_FINDING}):
-            problems.add("unknown label", f"'{token}' in Finding Labels ({int(dummies[token].sum())} rows)")
+            problems.add("unknown label", f"'{token}' in Finding Labels ({int(dummies[token].sum())} rows)",
+                         entry_path)
         for cls in NIH_CLASSES:
             frame[cls] = dummies[cls].to_numpy(dtype=float) if cls in dummies else np.zeros(n)
         empty = entry["Finding Labels"].isna() | (entry["Finding Labels"].str.strip() == "")
         for image_id in names[empty]:
-            problems.add("unknown label", f"{image_id}: empty Finding Labels")
+            problems.add("unknown label", f"{image_id}: empty Finding Labels", entry_path)
         frame.loc[empty.to_numpy(), list(NIH_CLASSES)] = np.nan
 
         frame["view"] = entry.get("View Position")
@@ -77,38 +96,55 @@ class NIHAdapter(BaseAdapter):
         box_labels: list[list[str]] = [[] for _ in range(n)]
         bbox_path = find_file(root, BBOX_NAMES, "NIH box list", required=False)
         if bbox_path is not None:
-            bbox = pd.read_csv(bbox_path, header=None, skiprows=1, usecols=range(6),
-                               names=["image", "label", "x", "y", "w", "h"])
+            bbox = pd.read_csv(bbox_path, header=None, skiprows=1, dtype=str)
+            if bbox.shape[1] < 6:
+                raise DatasetLayoutError(f"{bbox_path}: expected 6 columns (Image Index, Finding Label, x, y, w, "
+                                         f"h); found {bbox.shape[1]}")
+            bbox = bbox.iloc[:, :6]
+            bbox.columns = ["image", "label", "x", "y", "w", "h"]
+            for col in ("x", "y", "w", "h"):
+                bbox[col] = pd.to_numeric(bbox[col], errors="coerce")  # NaN: reported as a malformed box
             row_of = {name: i for i, name in enumerate(names)}
             for image, label, x, y, w, h in bbox.itertuples(index=False):
                 image, label = str(image).strip(), BOX_LABEL_FIX.get(str(label).strip(), str(label).strip())
                 if image not in row_of:
-                    problems.add("box for unknown image", image)
+                    problems.add("box for unknown image", image, bbox_path)
                     continue
                 if label not in NIH_CLASSES:
-                    problems.add("unknown label", f"'{label}' in box list ({image})")
+                    problems.add("unknown label", f"'{label}' in box list ({image})", bbox_path)
                 boxes[row_of[image]].append((float(x), float(y), float(w), float(h)))
                 box_labels[row_of[image]].append(label)
         frame["boxes"] = boxes if bbox_path is not None else [None] * n
         frame["box_labels"] = box_labels if bbox_path is not None else [None] * n
 
         # Official split lists.
-        train_val = _read_list(find_file(root, ("train_val_list.txt",), "", required=False))
-        test = _read_list(find_file(root, ("test_list.txt",), "", required=False))
+        train_val_path = find_file(root, ("train_val_list.txt",), "", required=False)
+        test_path = find_file(root, ("test_list.txt",), "", required=False)
+        train_val, test = _read_list(train_val_path), _read_list(test_path)
         split = np.full(n, None, dtype=object)
-        if train_val or test:
-            split[names.isin(train_val).to_numpy()] = "train"
-            split[names.isin(test).to_numpy()] = "test"
+        in_train, in_test = names.isin(train_val).to_numpy(), names.isin(test).to_numpy()
+        if train_val_path is not None and test_path is not None:
+            split[in_train] = "train"
+            split[in_test] = "test"
             for image_id in names[pd.isna(split)]:
-                problems.add("image in no split list", image_id)
-            for image_id in sorted((train_val | test) - set(names)):
-                problems.add("split list names unknown image", image_id)
+                problems.add("image in no split list", f"{image_id} is in neither split list", test_path)
+        elif test_path is not None:  # the official test list alone: everything else is train (+ val)
+            split[:] = "train"
+            split[in_test] = "test"
+        elif train_val_path is not None:  # the train_val list alone: everything else is the test split
+            split[:] = "test"
+            split[in_train] = "train"
+        for image_id in sorted((train_val | test) - set(names)):
+            problems.add("split list names unknown image", image_id, test_path or train_val_path)
         frame["split"] = split
 
         located = index_files(root, (".png",)) if locate_images else {}
         default_dir = root / "images"
         frame["path"] = [str(located.get(name, default_dir / name)) for name in names]
-        return finish_table(frame, self.classes)
+        table = finish_table(frame, self.classes)
+        if bbox_path is not None:
+            table.attrs["box_file"] = str(bbox_path)
+        return table
 
     def facts(self, table: pd.DataFrame) -> dict[str, Any]:
         """Box count, images with boxes, 'No Finding' images, views."""

@@ -24,8 +24,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from cxrbench.data.base import BaseAdapter, DatasetLayoutError, ProblemLog, finish_table, find_file, index_files
-from cxrbench.data.images import read_header
+from cxrbench.data.base import (
+    BaseAdapter,
+    DatasetLayoutError,
+    ProblemLog,
+    finish_table,
+    find_file,
+    index_files,
+    require_columns,
+)
 from cxrbench.data.rle import is_empty_rle, rle_check, rle_decode_union
 
 __all__ = ["SIIMAdapter", "load_mask"]
@@ -41,27 +48,21 @@ FRAME = 1024
 def load_mask(row: "pd.Series | dict[str, Any]", height: int | None = None, width: int | None = None) -> np.ndarray:
     """The boolean pneumothorax mask of one sample-table row (union of its RLE rows, or the mask PNG > 0).
 
-    RLE masks are decoded in the frame of the image: ``height``/``width`` when given, else the row's
-    ``height``/``width`` when known, else the image file's header, else the competition's 1024x1024.
+    RLE masks are decoded in the competition's 1024x1024 frame (the dataset's ``label_frame``), whatever
+    size the image file on disk has (a resized mirror keeps the 1024-px RLE), unless ``height``/``width``
+    are given.  A malformed RLE raises :class:`~cxrbench.data.rle.RLEError` naming the image.
     """
+    from cxrbench.data.rle import RLEError
+
     mask_path = row.get("mask_path")
     if isinstance(mask_path, str) and mask_path:
         with Image.open(mask_path) as img:
             return np.asarray(img.convert("L")) > 0
-    if height is None or width is None:
-        height, width = _frame(row)
-    return rle_decode_union(row.get("mask_rle") or (), height, width)
-
-
-def _frame(row: "pd.Series | dict[str, Any]") -> tuple[int, int]:
-    h, w = row.get("height"), row.get("width")
-    if h is not None and w is not None and np.isfinite(h) and np.isfinite(w):
-        return int(h), int(w)
-    path = row.get("path")
-    if isinstance(path, str) and Path(path).is_file():
-        header = read_header(path)
-        return header.height, header.width
-    return FRAME, FRAME
+    height, width = height or FRAME, width or FRAME
+    try:
+        return rle_decode_union(row.get("mask_rle") or (), height, width)
+    except RLEError as exc:
+        raise RLEError(f"{row.get('image_id')}: {exc}") from None
 
 
 class SIIMAdapter(BaseAdapter):
@@ -71,6 +72,7 @@ class SIIMAdapter(BaseAdapter):
     classes: ClassVar[tuple[str, ...]] = ("Pneumothorax",)
     description: ClassVar[str] = "SIIM-ACR Pneumothorax: 12,047 images, 2,669 positive; RLE or PNG masks"
     has_masks: ClassVar[bool] = True
+    label_frame: ClassVar[tuple[int, int] | None] = (FRAME, FRAME)
 
     def read(self, root: Path, problems: ProblemLog, locate_images: bool = True) -> pd.DataFrame:
         """Read whichever release is at ``root`` (PNG release first, then an RLE CSV)."""
@@ -83,8 +85,7 @@ class SIIMAdapter(BaseAdapter):
         csv = find_file(root, RLE_NAMES, "SIIM RLE table (train-rle.csv or stage_2_train.csv) or png_images/")
         table = pd.read_csv(csv, dtype=str, keep_default_na=False)
         table.columns = [c.strip() for c in table.columns]
-        if not {"ImageId", "EncodedPixels"} <= set(table.columns):
-            raise DatasetLayoutError(f"{csv}: expected columns ImageId, EncodedPixels; got {list(table.columns)}")
+        require_columns(csv, table.columns, ("ImageId", "EncodedPixels"))
         ids = table["ImageId"].str.strip()
         rles = table["EncodedPixels"].str.strip()
         masks: dict[str, list[str]] = {}
@@ -96,11 +97,11 @@ class SIIMAdapter(BaseAdapter):
                 continue
             message = rle_check(rle, FRAME, FRAME)
             if message:
-                problems.add("malformed RLE", f"{image_id}: {message}")
+                problems.add("malformed RLE", f"{image_id}: {message}", csv)
             masks[image_id].append(rle)
         for image_id in empties:
             if masks[image_id]:
-                problems.add("malformed RLE", f"{image_id}: mixes '-1' rows with mask rows")
+                problems.add("malformed RLE", f"{image_id}: mixes '-1' rows with mask rows", csv)
         image_ids = list(masks)
         frame = pd.DataFrame({"image_id": image_ids, "patient_id": image_ids})
         frame["Pneumothorax"] = [1.0 if masks[i] else 0.0 for i in image_ids]
@@ -128,6 +129,9 @@ class SIIMAdapter(BaseAdapter):
                 continue
             part = pd.read_csv(path, dtype=str)
             part.columns = [c.strip() for c in part.columns]
+            if len(part.columns) < 2:
+                raise DatasetLayoutError(f"{path}: expected columns new_filename, ImageId, has_pneumo; found "
+                                         f"{', '.join(repr(c) for c in part.columns)}")
             file_col = "new_filename" if "new_filename" in part else ("image_path" if "image_path" in part
                                                                        else part.columns[0])
             label_col = "has_pneumo" if "has_pneumo" in part else part.columns[-1]
@@ -148,7 +152,7 @@ class SIIMAdapter(BaseAdapter):
         data = pd.concat(parts, ignore_index=True)
         label = pd.to_numeric(data["label"], errors="coerce")
         for fn in data.loc[~label.isin([0, 1]), "file"]:
-            problems.add("unknown label", f"{fn}: has_pneumo not 0/1")
+            problems.add("unknown label", f"{fn}: has_pneumo not 0/1", root)
         frame = pd.DataFrame({"image_id": data["image_id"], "patient_id": data["image_id"],
                               "Pneumothorax": label.where(label.isin([0, 1])), "split": data["split"]})
         frame["path"] = [str(root / "png_images" / f) for f in data["file"]]

@@ -25,5 +25,7 @@ def register(app: typer.Typer) -> None:
         from .corpus import generate
 
         if dataset not in DATASETS:
-            raise typer.BadParameter(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+            from cxrbench.errors import UserError
+
+            raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
         generate(dataset, out, n=n, size=size, seed=seed)

@@ -69,7 +69,8 @@ def prepare(spec: TaskSpec, data_root: str | Path | None, image_size: int, work_
     missing = [c for c in spec.labels if c not in table.columns]
     if missing:
         raise ValueError(f"{spec.dataset} table lacks the task's classes {missing}")
-    checked = preflight(table["path"].tolist(), skip_bad=skip_bad_images, progress=progress)
+    checked = preflight(table["path"].tolist(), skip_bad=skip_bad_images, progress=progress,
+                        cache_size=image_size, dataset=spec.dataset)  # decodes (fills the cache) too
     skipped = checked.to_record()
     if skipped:
         bad = {s["path"] for s in skipped}
@@ -96,7 +97,7 @@ def batched(fn, data: TaskData, rows: pd.DataFrame, batch_size: int = EVAL_BATCH
 
 def region_masks(data: TaskData, rows: pd.DataFrame, label: str, size: int) -> np.ndarray:
     """N x S x S bool ground-truth regions of ``label`` (boxes rasterised, or SIIM masks resized)."""
-    from cxrbench.data.images import read_header
+    from cxrbench.data.base import label_frame
     from cxrbench.metrics.grounding import boxes_to_mask
     from cxrbench.metrics.segmentation import resize_masks_nearest
 
@@ -115,6 +116,6 @@ def region_masks(data: TaskData, rows: pd.DataFrame, label: str, size: int) -> n
         mine = [b for b, lab in zip(boxes, labels) if lab == label]
         if not mine:
             continue
-        header = read_header(row["path"])
-        out[i] = boxes_to_mask(np.asarray(mine, dtype=float), (header.height, header.width), (size, size))
+        frame = label_frame(data.spec.dataset, row)  # the dataset's box frame (NIH/RSNA: 1024), not the file's
+        out[i] = boxes_to_mask(np.asarray(mine, dtype=float), frame, (size, size))
     return out

@@ -60,15 +60,17 @@ def make_rsna(root: Path, n: int = 10) -> Path:
 
 def make_siim_dicom(root: Path) -> Path:
     """Stage-1 layout: nested DICOMs in dicom-images-train/-test, ``train-rle.csv`` with leading spaces."""
-    mask = np.zeros((64, 64), bool)  # masks are in the frame of the written 64 px DICOMs
-    mask[10:14, 30:32] = True
+    # the RLE is in the competition's 1024 px frame, like the real release, while the DICOMs written here
+    # are a 64 px mirror (the adapter must not decode the masks in the frame of the files)
+    mask = np.zeros((1024, 1024), bool)
+    mask[160:224, 480:512] = True
     rows = []
     for i in range(8):
         uid = f"1.2.276.0.7230010.3.1.4.8323329.{i}.1517875201.1"
         split = "dicom-images-test" if i >= 6 else "dicom-images-train"
         write_dicom(root / split / f"1.2.3.{i}" / f"1.2.3.{i}.1" / f"{uid}.dcm", np.zeros((64, 64), np.uint8))
         if i % 2:
-            rows += [f"{uid}, {rle_encode(mask)}", f"{uid}, {rle_encode(np.roll(mask, 20, axis=1))}"]
+            rows += [f"{uid}, {rle_encode(mask)}", f"{uid}, {rle_encode(np.roll(mask, 320, axis=1))}"]
         else:
             rows.append(f"{uid}, -1")
     (root / "train-rle.csv").write_text("ImageId, EncodedPixels\n" + "\n".join(rows) + "\n")

@@ -97,8 +97,8 @@ def test_siim_dicom_release(tmp_path: Path) -> None:
     assert all(Path(p).is_file() for p in table["path"])
     positive = table[table["Pneumothorax"] == 1].iloc[0]
     mask = load_mask(positive)
-    assert mask.shape == (64, 64)  # decoded in the frame of the image (header), not a fixed 1024
-    assert mask.sum() == 2 * 4 * 2 and mask[10:14, 30:32].all() and mask[10:14, 50:52].all()
+    assert mask.shape == (1024, 1024)  # the dataset's label frame, not the 64 px of the files on disk
+    assert mask.sum() == 2 * 64 * 32 and mask[160:224, 480:512].all() and mask[160:224, 800:832].all()
     assert adapter.check(root).ok
     csv = root / "train-rle.csv"
     csv.write_text(csv.read_text() + "1.2.276.0.7230010.3.1.4.8323329.0.1517875201.1, 5 7 9\n")

@@ -66,3 +66,75 @@ def test_preflight_stops_on_bad_file_unless_skipping(tmp_path: Path) -> None:
     assert result.ok == [str(p) for p in paths if p != paths[1]]
     assert [p for p, _ in result.skipped] == [str(paths[1]), str(missing)]
     assert "not found" in result.to_record()[1]["reason"]
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return sorted(root.rglob(".*.tmp")) if root.exists() else []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_truncated_file_stops_the_build_and_leaves_no_temporary_folder(tmp_path: Path, workers: int) -> None:
+    from cxrbench.data.cache import CacheDecodeError
+    from cxrbench.data.images import read_header
+
+    paths = _images(tmp_path / "img", 40)
+    _truncate(paths[25])
+    read_header(paths[25])  # the header still reads: only decoding finds it
+    root = tmp_path / "cache"
+    with pytest.raises(CacheDecodeError, match="025.png") as info:
+        build_cache(paths, 16, "demo", cache_root=root, workers=workers, progress=False)
+    assert info.value.path == str(paths[25])
+    assert _leftovers(root) == [] and list(root.rglob("index.json")) == []
+
+
+def test_skip_bad_leaves_out_undecodable_files(tmp_path: Path) -> None:
+    paths = _images(tmp_path / "img", 8)
+    _truncate(paths[2])
+    root = tmp_path / "cache"
+    cache = build_cache(paths, 16, "demo", cache_root=root, workers=1, progress=False, skip_bad=True)
+    assert [p for p, _ in cache.skipped] == [str(paths[2])] and "cannot decode" in cache.skipped[0][1]
+    good = [str(p) for p in paths if p != paths[2]]
+    assert cache.paths == good and cache.pixels.shape == (7, 16, 16)
+    for i, p in enumerate(good):
+        assert np.array_equal(cache[i], decode_resized(p, 16))
+    assert open_cache(good, 16, "demo", cache_root=root).directory == cache.directory  # the run opens it
+    assert _leftovers(root) == []
+
+
+def test_stale_build_of_a_killed_process_is_removed(tmp_path: Path) -> None:
+    import subprocess
+
+    paths = _images(tmp_path / "img", 4)
+    root = tmp_path / "cache"
+    parent = root / "images" / "demo" / "16"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    stale = parent / f".abc.{dead.pid}.tmp"
+    stale.mkdir(parents=True)
+    (stale / "pixels.u8").write_bytes(b"\0" * 100)
+    alive = parent / f".def.{os.getppid()}.tmp"  # a live process's build is left alone
+    alive.mkdir()
+    cache = build_cache(paths, 16, "demo", cache_root=root, workers=1, progress=False)
+    assert not stale.exists() and alive.exists() and len(cache) == 4
+
+
+def test_preflight_with_cache_size_decodes_and_skips(tmp_path: Path) -> None:
+    paths = _images(tmp_path / "img", 6)
+    _truncate(paths[4])
+    (paths[1]).unlink()
+    root = tmp_path / "cache"
+    with pytest.raises(PreflightError, match="001.png"):  # the missing file first (header pass)
+        preflight(paths, cache_size=16, dataset="demo", cache_root=root, progress=False)
+    with pytest.raises(PreflightError, match="004.png"):
+        preflight([p for p in paths if p != paths[1]], cache_size=16, dataset="demo", cache_root=root,
+                  progress=False)
+    result = preflight(paths, skip_bad=True, cache_size=16, dataset="demo", cache_root=root, progress=False)
+    assert [p for p, _ in result.skipped] == [str(paths[1]), str(paths[4])]
+    assert result.ok == [str(p) for p in paths if p not in (paths[1], paths[4])]
+    assert open_cache(result.ok, 16, "demo", cache_root=root) is not None and _leftovers(root) == []
+    assert preflight(paths, skip_bad=True, decode=True, progress=False).skipped == result.skipped

@@ -250,16 +250,16 @@ def test_clear_errors(own_root: Path, tmp_path: Path) -> None:
         return res.exit_code, res.output
 
     code, output = run(tmp_path / "nowhere", tmp_path / "o1")
-    assert code == 1 and "no such folder" in output
+    assert code == 2 and "no such folder" in output
 
     reports = sorted((own_root / "files").rglob("s*.txt"))
     reports[-1].unlink()
     code, output = run(own_root, tmp_path / "o2")
-    assert code == 1 and "1 report(s) missing" in output and reports[-1].name in output
+    assert code == 2 and "1 report(s) missing" in output and reports[-1].name in output
     assert not (tmp_path / "o2" / "train.json").exists()
     assert len(list((tmp_path / "o2" / ".partial").glob("chunk-*.npz"))) == 4  # finished chunks are kept
 
     (own_root / "mimic-cxr-2.0.0-split.csv.gz").unlink()
     code, output = run(own_root, tmp_path / "o3")
-    assert code == 1 and "no official split table" in output
+    assert code == 2 and "no official split table" in output
     assert not (tmp_path / "o3").exists()

@@ -84,7 +84,9 @@ def test_rsna_layout_and_quirks(corpora):
         assert ds.ViewPosition in ("PA", "AP") and ds.PatientAge.isdigit() and ds.BodyPartExamined == "CHEST"
     box = lab[lab["Target"] == 1].iloc[0] if (lab["Target"] == 1).any() else None
     if box is not None:
-        assert 0 <= box["x"] and box["x"] + box["width"] <= 96 and box["y"] + box["height"] <= 96
+        # in the 1024-px frame of the real release, not the 96 px of the written DICOMs
+        assert 0 <= box["x"] and box["x"] + box["width"] <= 1024 and box["y"] + box["height"] <= 1024
+        assert box["x"] + box["width"] > 96 or box["y"] + box["height"] > 96
 
 
 def test_siim_layout_rle_and_quirks(corpora):
@@ -112,14 +114,16 @@ def test_siim_layout_rle_and_quirks(corpora):
         assert truth[image_id]["rle_rows"] == len(rows)
         assert not (s2.loc[s2["ImageId"] == image_id, "EncodedPixels"] == "-1").any()
         for rle in rows["EncodedPixels"]:
-            assert sum(int(t) for t in rle.split()) <= 96 * 96
-            m = rle_decode(rle, 96, 96)
+            assert sum(int(t) for t in rle.split()) <= 1024 * 1024  # the competition's 1024 px frame
+            m = rle_decode(rle, 1024, 1024)
             ptx = [f for f in truth[image_id]["findings"] if f["name"] == "pneumothorax"][0]
-            boxes = [les["box_xywh"] for les in ptx["lesions"]]
+            scale = 1024 / 96  # the truth sidecar is in the frame of the written 96 px image
+            boxes = [[v * scale for v in les["box_xywh"]] for les in ptx["lesions"]]
             rows_, cols_ = np.nonzero(m)
             box = [int(cols_.min()), int(rows_.min()), int(cols_.max() - cols_.min() + 1),
                    int(rows_.max() - rows_.min() + 1)]
-            assert box in boxes  # decoded column-major mask lands where the lesion is
+            # decoded column-major mask lands where the lesion is (to one source pixel of resampling)
+            assert any(all(abs(a - b) <= scale + 1 for a, b in zip(box, t)) for t in boxes), (box, boxes)
 
 
 def test_covidx_layout_and_quirks(corpora):

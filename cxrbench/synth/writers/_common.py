@@ -16,8 +16,27 @@ from PIL import Image
 
 from ..render import Case
 
-__all__ = ["Tick", "TRUTH_FILE", "uuid4", "patient_split", "save_png", "save_jpg", "write_csv", "write_csv_gz",
+__all__ = ["LABEL_FRAME", "box_in_label_frame", "mask_in_label_frame", "Tick", "TRUTH_FILE", "uuid4", "patient_split", "save_png", "save_jpg", "write_csv", "write_csv_gz",
            "write_lines", "write_dicom", "truth_record", "write_jsonl", "uid_triplet"]
+
+#: The frame (px) the real NIH, RSNA and SIIM releases state their boxes and RLE masks in; the writers state
+#: theirs in it too, whatever ``size`` the images are written at (like a resized mirror of a real release).
+LABEL_FRAME = 1024
+
+
+def box_in_label_frame(box: tuple[float, float, float, float], size: int) -> tuple[float, ...]:
+    """An ``(x, y, w, h)`` box of a ``size``-px image in the :data:`LABEL_FRAME` frame."""
+    scale = LABEL_FRAME / size
+    return tuple(float(v) * scale for v in box)
+
+
+def mask_in_label_frame(mask: np.ndarray) -> np.ndarray:
+    """A ``(size, size)`` mask resampled (nearest) to ``LABEL_FRAME x LABEL_FRAME``."""
+    h, w = mask.shape
+    rows = (np.arange(LABEL_FRAME) * h) // LABEL_FRAME
+    cols = (np.arange(LABEL_FRAME) * w) // LABEL_FRAME
+    return np.asarray(mask, dtype=bool)[np.ix_(rows, cols)]
+
 
 #: One JSON line per image: findings, severities, anatomies, boxes (the generator's own ground truth).
 TRUTH_FILE = "synthcxr_truth.jsonl"

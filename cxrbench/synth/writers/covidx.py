@@ -55,18 +55,26 @@ def write(root: Path, n: int, size: int, seed: int, tick: Tick) -> dict:
     total = 0
     while total < n:
         c = int(min(rng.choice([1, 1, 1, 2]), n - total))
-        patients.append((str(rng.choice(_SOURCES)), f"p{len(patients)}", c))
+        source = str(rng.choice(_SOURCES))
+        if source == "rsna":  # RSNA images are named <patientId>.png: one image per patient (unique names)
+            c = 1
+        patients.append((source, f"p{len(patients)}", c))
         total += c
     split = patient_split(rng, [p[1] for p in patients], {"train": 0.8, "val": 0.1, "test": 0.1})
     lines: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     truth = []
+    used: set[str] = set()
     for source, key, count in patients:
         pid = None
         for k in range(count):
-            pid_k, fname, fh, fw, mode = _naming(rng, source, k)
+            while True:  # file names are unique in the real release (they are the image ids): redraw a clash
+                pid_k, fname, fh, fw, mode = _naming(rng, source, k)
+                if k:  # later images of the same patient keep the id, the source style of name
+                    fname = fname.replace(pid_k, pid) if pid_k in fname else fname
+                if fname not in used:
+                    break
+            used.add(fname)
             pid = pid or pid_k
-            if k:  # later images of the same patient keep the id, the source style of name
-                fname = fname.replace(pid_k, pid) if pid_k in fname else fname
             h = max(64, int(round(size * fh / 2)) * 2)
             w = max(64, int(round(size * fw / 2)) * 2)
             case = render_case(rng, "covidx", height=h, width=w)

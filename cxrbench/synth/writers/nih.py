@@ -5,7 +5,8 @@ Quirks reproduced: the 11-field header of ``Data_Entry`` (``OriginalImage[Width,
 ``Pleural_Thickening`` with an underscore, ``No Finding`` alone, the ``Follow-up #`` that differs from the file
 name suffix for some images, float spacings like ``0.14300000000000002``, the 9-field header of the box list with
 its singular ``Finding Label`` and ``Infiltrate`` (not Infiltration), one RGBA PNG among mode-``L`` ones.
-Boxes are in the pixel frame of the written PNGs (1024 px for real data; ``size`` px here).
+Boxes are in the 1024-px frame of the real release, whatever ``size`` the PNGs are written at (as on a resized
+mirror); the ground-truth sidecar keeps the generator's boxes in the frame of the written image.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..render import render_case
-from ._common import TRUTH_FILE, Tick, patient_split, save_png, truth_record, write_csv, write_jsonl, write_lines
+from ._common import TRUTH_FILE, Tick, box_in_label_frame, patient_split, save_png, truth_record, write_csv, write_jsonl, write_lines
 
 BOX_LABELS = {"Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Pneumonia", "Pneumothorax", "Mass",
               "Nodule"}
@@ -66,6 +67,7 @@ def write(root: Path, n: int, size: int, seed: int, tick: Tick) -> dict:
                             if b is not None:
                                 jit = rng.uniform(-0.5, 0.5, 4)
                                 label = "Infiltrate" if f.spec.nih == "Infiltration" else f.spec.nih
+                                b = box_in_label_frame(b, size)
                                 boxes.append((name, label, *(float(v) + float(j) for v, j in zip(b, jit))))
             truth.append(truth_record(case, name, rel, patient_id=str(pid), split=split[pid]))
             i += 1

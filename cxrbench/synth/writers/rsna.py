@@ -4,7 +4,7 @@
 ``stage_2_train_labels.csv`` (one row per box, contiguous per patient, empty box fields for negatives, integral
 floats like ``264.0``), ``stage_2_detailed_class_info.csv`` (same rows, classes ``Lung Opacity`` /
 ``No Lung Opacity / Not Normal`` / ``Normal``), ``stage_2_sample_submission.csv``.
-Boxes are in the pixel frame of the written DICOMs (1024 px for real data; ``size`` px here).
+Boxes are in the 1024-px frame of the real release, whatever ``size`` the DICOMs are written at.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..render import render_case
-from ._common import TRUTH_FILE, Tick, truth_record, uid_triplet, uuid4, write_csv, write_dicom, write_jsonl
+from ._common import TRUTH_FILE, Tick, box_in_label_frame, truth_record, uid_triplet, uuid4, write_csv, write_dicom, write_jsonl
 
 _SPACINGS = (0.143, 0.168, 0.139, 0.171, 0.194311)
 
@@ -38,7 +38,8 @@ def write(root: Path, n: int, size: int, seed: int, tick: Tick) -> dict:
             subm.append({"patientId": pid, "PredictionString": "0.5 0 0 100 100"})
             continue
         pneu = case.finding("pneumonia")
-        boxes = [b for b in (les.box() for les in pneu.lesions) if b is not None] if pneu else []
+        boxes = [box_in_label_frame(b, size) for b in (les.box() for les in pneu.lesions) if b is not None] \
+            if pneu else []
         if boxes:
             for x, y, w, h in boxes:
                 labels.append({"patientId": pid, "x": float(x), "y": float(y), "width": float(w),

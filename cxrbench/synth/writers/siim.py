@@ -3,7 +3,8 @@
 ``dicom-images-train/<study>/<series>/<sop>.dcm`` and ``dicom-images-test/...``; ``train-rle.csv`` (train images,
 header ``ImageId, EncodedPixels`` with the leading space, every value with a leading space, `` -1`` for empty)
 and ``stage_2_train.csv`` (train + test images, no spaces).  One row per lesion, rows unsorted, relative
-column-major RLE (:func:`cxrbench.data.rle.rle_encode`) in the frame of the written DICOM (1024 px for real data).
+column-major RLE (:func:`cxrbench.data.rle.rle_encode`) in the competition's 1024x1024 frame, whatever ``size``
+the DICOMs are written at (the lesion masks are resampled, nearest, to 1024 px).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 from cxrbench.data.rle import EMPTY_RLE, rle_encode
 
 from ..render import render_case
-from ._common import TRUTH_FILE, Tick, truth_record, uid_triplet, uuid4, write_csv, write_dicom, write_jsonl
+from ._common import TRUTH_FILE, Tick, mask_in_label_frame, truth_record, uid_triplet, uuid4, write_csv, write_dicom, write_jsonl
 
 
 def write(root: Path, n: int, size: int, seed: int, tick: Tick) -> dict:
@@ -34,7 +35,7 @@ def write(root: Path, n: int, size: int, seed: int, tick: Tick) -> dict:
         write_dicom(root / rel, case.image, patient_id=pid, sex=case.patient.sex, age=case.patient.age,
                     view=case.patient.view, uids=(study, series, sop), pixel_spacing=0.168)
         ptx = case.finding("pneumothorax")
-        rles = [rle_encode(les.mask) for les in ptx.lesions] if ptx else []
+        rles = [rle_encode(mask_in_label_frame(les.mask)) for les in ptx.lesions] if ptx else []
         rles = [r for r in rles if r != EMPTY_RLE] or [EMPTY_RLE]
         rows += [(sop, r, not test) for r in rles]
         truth.append(truth_record(case, sop, rel, split="test" if test else "train", rle_rows=len(rles)))
