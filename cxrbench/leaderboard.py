@@ -425,7 +425,7 @@ def _mark_best(section: Section, floors: dict[str, float | None] | None = None) 
                                                  if round(c.mean, CELL_DIGITS) > round(floor, CELL_DIGITS)]
         if not eligible:
             continue
-        top = max(round(c.mean, CELL_DIGITS) for c in measured)
+        top = max(round(c.mean, CELL_DIGITS) for c in eligible)
         for c in eligible:
             c.best = round(c.mean, CELL_DIGITS) == top
 
