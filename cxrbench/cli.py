@@ -130,21 +130,32 @@ def run_cmd(
     epochs: int = typer.Option(10, "--epochs", help="ft/seg: maximum epochs (early stopping on validation)"),
     n_boot: int = typer.Option(1000, "--n-boot", help="bootstrap resamples for the 95 % intervals"),
     threshold_on: str = typer.Option("val", "--threshold-on", help="val (protocol) or test (published practice; "
-                                     "the record says so)"),
+                                     "the record says so and the leaderboard marks it); zs, ft and ground"),
+    split_seed: int = typer.Option(0, "--split-seed", help="seed of the splits a dataset does not define (the "
+                                   "same for every run seed; recorded)"),
+    grounding_postprocess: str = typer.Option("protocol", "--grounding-postprocess",
+                                              help="ground: protocol, published (MeDSLIP/MedKLIP: batch-max, "
+                                              "nearest upsampling, > 0) or published-anatomy (recorded)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     allow_download: bool = _allow_download_option(),
 ) -> None:
-    """Evaluate MODEL on TASK; writes one JSON record per (label fraction, seed) and prints the metrics."""
+    """Evaluate MODEL on TASK; writes one JSON record per (label fraction, seed) and prints the metrics.
+    Zero-shot tasks (zs, ground) evaluate a fixed checkpoint: they run once, whatever --seeds says."""
     from cxrbench.report import print_records
     from cxrbench.run import RunOptions, run
 
     _grant_downloads(allow_download)
     if threshold_on not in ("val", "test"):
         raise typer.BadParameter("--threshold-on must be val or test")
+    from cxrbench.run import GROUNDING_POSTPROCESS
+
+    if grounding_postprocess not in GROUNDING_POSTPROCESS:
+        raise typer.BadParameter(f"--grounding-postprocess must be one of {', '.join(GROUNDING_POSTPROCESS)}")
     options = RunOptions(data_root=data_root, checkpoint=checkpoint, description_file=description_file,
                          text_encoder=text_encoder, image_size=image_size, device=device, out=out,
                          skip_existing=skip_existing, overwrite=overwrite, n_boot=n_boot, threshold_on=threshold_on, split_file=split_file,
-                         skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress)
+                         skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress,
+                         split_seed=split_seed, grounding_postprocess=grounding_postprocess)
     from cxrbench.models.base import UnsupportedSetting
 
     try:

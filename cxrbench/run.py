@@ -25,8 +25,8 @@ TRAINED = {"ft", "seg"}
 #: Settings that evaluate a fixed checkpoint: nothing is drawn, so they run once whatever seeds are asked
 #: (protocol v2), and their record has ``seed: null``.
 DETERMINISTIC = {"zs", "ground"}
-#: Grounding map post-processing: the protocol's, or the published MeDSLIP/MedKLIP one (a fidelity option).
-GROUNDING_POSTPROCESS = ("protocol", "published")
+#: Grounding map post-processing: the protocol's, or the published MeDSLIP/MedKLIP ones (fidelity options).
+GROUNDING_POSTPROCESS = ground.POSTPROCESS
 
 
 @dataclass
