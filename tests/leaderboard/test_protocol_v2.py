@@ -107,3 +107,13 @@ def test_committed_leaderboard_has_no_zero_spread_for_deterministic_tasks() -> N
         path = repo / f"{task}.md"
         if path.exists():
             assert "± 0.000 (n=" not in path.read_text(), task
+
+
+def test_a_record_without_protocol_counts_as_v1_and_is_marked(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    record = make_record("old", "rsna-zs", 0, full("zs", 0.6), protocol="cxrbench-eval/1")
+    del record["protocol"]
+    write_record(root, record)
+    md = _md(root, tmp_path, "rsna-zs")
+    assert _row(_section_lines(md, "Metrics"), "old")[1].endswith("<sup>a</sup>")
+    assert "<sup>a</sup> protocol cxrbench-eval/1" in md

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from medslip import MeDSLIP, MeDSLIPConfig
-from medslip.trainer import TrainConfig, parameter_groups, prepare_for_training
+from medslip.trainer import TrainConfig, prepare_for_training
 
 
 def _tiny() -> MeDSLIP:
@@ -42,6 +42,7 @@ def test_biases_and_1d_parameters_are_not_decayed() -> None:
 
 def test_paper_config_uses_the_published_groups_and_the_old_behaviour_stays_available() -> None:
     from cxrbench.config import load_yaml
+    from medslip.trainer import parameter_groups
 
     paper = load_yaml((Path(__file__).resolve().parents[2] / "cxrbench" / "configs" / "medslip" / "paper.yaml")
                       .read_text())
