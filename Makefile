@@ -41,7 +41,7 @@ leaderboard-check: venv
 # A demo sweep cell through submitit's local executor, the code path a Slurm sweep takes (run by CI).
 sweep-local-check: venv
 	out=$$(mktemp -d) && $(BIN)/cxrbench sweep --grid demo --launcher local --models medslip --tasks nih-zs \
-		--out $$out --no-progress && test -f $$out/medslip/nih-zs/frac-none_seed-0.json && rm -rf $$out
+		--out $$out --no-progress && test -f $$out/medslip/nih-zs/frac-none_seed-none.json && rm -rf $$out
 
 bench: venv
 	$(BIN)/python -m pytest benchmarks -m "" --benchmark-only --benchmark-columns=min,mean,stddev,rounds

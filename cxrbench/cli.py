@@ -184,7 +184,12 @@ def run_cmd(
     epochs: int = typer.Option(10, "--epochs", help="ft/seg: maximum epochs (early stopping on validation)"),
     n_boot: int = typer.Option(1000, "--n-boot", help="bootstrap resamples for the 95 % intervals"),
     threshold_on: str = typer.Option("val", "--threshold-on", help="val (protocol) or test (published practice; "
-                                     "the record says so)"),
+                                     "the record says so and the leaderboard marks it); zs, ft and ground"),
+    split_seed: int = typer.Option(0, "--split-seed", help="seed of the splits a dataset does not define (the "
+                                   "same for every run seed; recorded)"),
+    grounding_postprocess: str = typer.Option("protocol", "--grounding-postprocess",
+                                              help="ground: protocol, published (MeDSLIP/MedKLIP: batch-max, "
+                                              "nearest upsampling, > 0) or published-anatomy (recorded)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     zero_shot_rule: str | None = typer.Option(None, "--zero-shot-rule", help="zoo models: the zero-shot rule "
                                               "(`cxrbench zoo show NAME` lists them; default: the published one)"),
@@ -193,7 +198,8 @@ def run_cmd(
                                              "data) on the real data anyway; refused without this option"),
     allow_download: bool = _allow_download_option(),
 ) -> None:
-    """Evaluate MODEL on TASK; writes one JSON record per (label fraction, seed) and prints the metrics."""
+    """Evaluate MODEL on TASK; writes one JSON record per (label fraction, seed) and prints the metrics.
+    Zero-shot tasks (zs, ground) evaluate a fixed checkpoint: they run once, whatever --seeds says."""
     from cxrbench.errors import UserError
     from cxrbench.report import print_records
     from cxrbench.run import RunOptions, run
@@ -201,11 +207,17 @@ def run_cmd(
     _grant_downloads(allow_download)
     if threshold_on not in ("val", "test"):
         raise UserError(f"--threshold-on {threshold_on}: must be val or test")
+    from cxrbench.run import GROUNDING_POSTPROCESS
+
+    if grounding_postprocess not in GROUNDING_POSTPROCESS:
+        raise UserError(f"--grounding-postprocess {grounding_postprocess}: must be one of "
+                        f"{', '.join(GROUNDING_POSTPROCESS)}")
     options = RunOptions(data_root=data_root, checkpoint=checkpoint, description_file=description_file,
                          text_encoder=text_encoder, image_size=image_size, device=device, out=out,
                          skip_existing=skip_existing, overwrite=overwrite, n_boot=n_boot, threshold_on=threshold_on, split_file=split_file,
                          skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress,
-                         zero_shot_rule=zero_shot_rule, use_demo_checkpoint=use_demo_checkpoint)
+                         zero_shot_rule=zero_shot_rule, use_demo_checkpoint=use_demo_checkpoint,
+                         split_seed=split_seed, grounding_postprocess=grounding_postprocess)
     paths = run(model, task, _floats(label_frac), _ints(seeds), options)  # errors: one line (see _CommandLine)
     print_records(paths)
 

@@ -92,7 +92,8 @@ def run_cell(job: "Job", options: "RunOptions") -> list[str]:
     from cxrbench.run import run
 
     try:
-        return [str(p) for p in run(job.model, job.task, [job.label_frac], [job.seed], options)]
+        seed = 0 if job.seed is None else job.seed  # a deterministic cell (seed None) runs once
+        return [str(p) for p in run(job.model, job.task, [job.label_frac], [seed], options)]
     except UnsupportedSetting as err:  # the entry offers the setting, this checkpoint does not: not a failure
         Console(stderr=True).print(f"[yellow]skip (not supported by this checkpoint): {job}: {err}[/]")
         return []

@@ -55,6 +55,8 @@ CELL_DIGITS = 3
 DATA_DIGITS = 6
 NO_RECORD = "—"
 SHORT_HASH = 12
+#: The two trivial segmentation references (record key -> row label), shown beside every segmentation table.
+REFERENCES = {"predict_nothing": "predict nothing (reference)", "predict_everything": "predict everything (reference)"}
 
 
 # ----------------------------------------------------------------------------------------------------- inputs
@@ -80,8 +82,17 @@ class LoadedRecord:
         return None if f is None else float(f)
 
     @property
-    def seed(self) -> int:
-        return int(self.record["seed"])
+    def seed(self) -> int | None:
+        seed = self.record["seed"]
+        return None if seed is None else int(seed)
+
+    @property
+    def seed_key(self) -> int:
+        return -1 if self.seed is None else self.seed
+
+    @property
+    def conditions(self) -> "Conditions":
+        return record_conditions(self.record)
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,129 @@ def load_reported(path: str | Path | None) -> list[ReportedRow]:
     return rows
 
 
+# -------------------------------------------------------------------------------------------- conditions
+#: Settings that evaluate a fixed checkpoint: one record per (model, task) from protocol v2.
+DETERMINISTIC_SETTINGS = ("zs", "ground")
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What a record was evaluated under, beyond model and task; records of one cell must agree on all of it.
+
+    ``threshold``: ``val`` (protocol), ``test`` (``--threshold-on test``), ``fixed`` (declared fixed threshold)
+    or ``test-part`` (protocol v1 grounding: chosen on part of the test split)."""
+
+    protocol: str
+    threshold: str
+    training: str | None
+    data: str
+    skipped: int
+    weights: str
+    postprocess: str | None
+
+    def describe(self) -> str:
+        return (f"protocol {self.protocol}, threshold {self.threshold}, training {self.training or '-'}, "
+                f"{self.data} data, {self.skipped} skipped file(s), {self.weights} weights, "
+                f"grounding {self.postprocess or '-'}")
+
+
+def _legacy_weights(model: dict[str, Any]) -> str:
+    """The weights kind of a record that predates ``model.weights`` (protocol v1): a checkpoint under a
+    ``*-demo`` run folder is the demo checkpoint."""
+    from cxrbench.run import weights_kind
+
+    checkpoint = model.get("checkpoint")
+    demo = bool(checkpoint) and any(part.endswith("-demo") for part in Path(str(checkpoint)).parts)
+    return weights_kind(dict(model), checkpoint_given=bool(checkpoint) and not demo)
+
+
+def record_conditions(record: dict[str, Any]) -> Conditions:
+    """The :class:`Conditions` of a record (protocol v1 records: inferred from what they hold)."""
+    from cxrbench.results import WEIGHT_KINDS, record_protocol
+
+    evaluation = record.get("evaluation") or {}
+    selection = record.get("selection") or {}
+    chosen = str(selection.get("chosen_on", "val"))
+    threshold = "test-part" if chosen.startswith("carved") else chosen
+    training = evaluation.get("training_mode") if "training_mode" in evaluation else \
+        (record.get("training") or {}).get("mode")
+    data = record["data"]
+    kind = data.get("kind") or ("synthetic" if data.get("synthetic") else "real")
+    weights = record["model"].get("weights")
+    if weights not in WEIGHT_KINDS:
+        weights = _legacy_weights(record["model"])
+    return Conditions(protocol=record_protocol(record), threshold=threshold, training=training, data=str(kind),
+                      skipped=len(data.get("skipped_files") or []), weights=str(weights),
+                      postprocess=evaluation.get("grounding_postprocess"))
+
+
+def deviations(cond: Conditions, setting: str) -> list[tuple[int, str]]:
+    """Every way ``cond`` departs from the current protocol, as (order, legend text) pairs."""
+    from cxrbench.results import PROTOCOL
+
+    out = []
+    if cond.protocol != PROTOCOL:
+        out.append((0, f"protocol {cond.protocol}, not {PROTOCOL}: recorded before the current protocol (see "
+                       "docs/leaderboards.md for what changed); regenerate the record"))
+    if cond.threshold == "test":
+        what = "IoU/Dice threshold" if setting == "ground" else "F1/accuracy thresholds"
+        out.append((1, f"{what} chosen on the test split (--threshold-on test, published practice), not on "
+                       "validation"))
+    elif cond.threshold == "test-part":
+        out.append((1, "grounding threshold chosen on a part of the test split that was then left out of the "
+                       "evaluated set (protocol v1)"))
+    elif cond.threshold == "fixed" and setting == "ground" and cond.postprocess in (None, "protocol"):
+        out.append((2, "IoU/Dice at the fixed threshold 0.5 of the normalised map: the validation split has no "
+                       "ground-truth region"))
+    if cond.postprocess not in (None, "protocol"):
+        out.append((3, f"published MeDSLIP/MedKLIP grounding post-processing ({cond.postprocess}: batch-max "
+                       "normalisation, nearest upsampling, fixed threshold), not the protocol's"))
+    if cond.training == "linear-probe":
+        out.append((4, "linear probe (frozen encoder), not full fine-tuning"))
+    if cond.skipped:
+        out.append((5, "unreadable image files were skipped (--skip-bad-images): evaluated on fewer images"))
+    if cond.weights == "random":
+        out.append((6, "random weights: a reference point, not a pre-trained model"))
+    elif cond.weights == "demo" and cond.data == "real":
+        out.append((6, "the synthetic demo checkpoint evaluated on real data"))
+    return out
+
+
+def _check_cell(model: str, task: str, setting: str, group: Sequence["LoadedRecord"]) -> None:
+    """Refuse a cell whose records differ in conditions, or that a protocol forbids."""
+    from cxrbench.results import PROTOCOL
+
+    kinds: dict[Conditions, list[str]] = {}
+    for r in group:
+        kinds.setdefault(r.conditions, []).append(r.link)
+    if len(kinds) > 1:
+        listing = "; ".join(f"{c.describe()}: {', '.join(links)}" for c, links in
+                            sorted(kinds.items(), key=lambda kv: kv[1]))
+        raise ValueError(f"records of {model} on {task} were evaluated under different conditions and cannot share "
+                         f"a cell ({listing}). Keep each in its own results folder, or re-run them alike.")
+    cond = next(iter(kinds))
+    for r in group:
+        if r.record["model"].get("zoo") and cond.weights == "random":
+            raise ValueError(f"{r.link}: a zoo model ({model}) evaluated with random weights has no place on a "
+                             "leaderboard; fetch and verify its published weights (cxrbench zoo fetch/verify)")
+    if setting in DETERMINISTIC_SETTINGS and cond.protocol == PROTOCOL and len(group) > 1:
+        raise ValueError(f"{model} on {task} has {len(group)} records of a deterministic task "
+                         f"({', '.join(r.link for r in group)}); protocol {PROTOCOL} keeps one per (model, task)")
+
+
+def _cell_group(setting: str, group: list["LoadedRecord"]) -> tuple[list["LoadedRecord"], list[tuple[int, str]]]:
+    """The records a cell shows and its deviations. A deterministic task's legacy (v1) records of several seeds
+    show the lowest seed only, with its interval: the other seeds re-drew splits, they did not replicate."""
+    cond = group[0].conditions
+    devs = deviations(cond, setting)
+    if setting in DETERMINISTIC_SETTINGS and len(group) > 1:
+        group = sorted(group, key=lambda r: (r.seed_key, r.link))
+        devs.append((7, "deterministic task with records of several seeds (protocol v1): one record shown with "
+                        "its bootstrap interval; the other seeds only re-drew the validation or test split"))
+        group = group[:1]
+    return group, devs
+
+
 # ------------------------------------------------------------------------------------------------ the tables
 @dataclass
 class Cell:
@@ -193,10 +327,11 @@ class Cell:
     ci_high: float | None = None
     n_seeds: int = 0
     n_undefined: int = 0
-    seeds: tuple[int, ...] = ()
+    seeds: tuple[int | None, ...] = ()
     records: tuple[str, ...] = ()
     source: str = ""
     best: bool = False
+    deviations: tuple[str, ...] = ()  # legend texts; the markdown shows their letters
 
 
 @dataclass
@@ -221,6 +356,16 @@ class Table:
     records: list[LoadedRecord]
     sources: list[str]  # reported sources, numbered [1], [2], ... in this order
     reported_notes: dict[str, list[str]]
+    legend: list[str] = field(default_factory=list)  # deviation texts, lettered a, b, ... in this order
+    references_missing: bool = False  # a segmentation table whose records carry no trivial references
+
+    def letter(self, text: str) -> str:
+        return _letter(self.legend.index(text))
+
+
+def _letter(i: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return letters[i] if i < len(letters) else letters[i // 26 - 1] + letters[i % 26]
 
 
 def _frac_key(f: float | None) -> str:
@@ -240,7 +385,7 @@ def _num(x: Any) -> float | None:
 
 def _aggregate(records: Sequence[LoadedRecord], metric: str) -> dict[str, Any]:
     """Mean/std over seeds of ``summary[metric]``; one defined seed keeps its bootstrap interval."""
-    ordered = sorted(records, key=lambda r: (r.seed, r.link))
+    ordered = sorted(records, key=lambda r: (r.seed_key, r.link))
     entries = [r.record["summary"].get(metric) or {} for r in ordered]
     values = [_num(e.get("value")) for e in entries]
     stats = mean_std_over_seeds(values, ddof=1)
@@ -262,14 +407,26 @@ def _metric_order(setting: str, records: Sequence[LoadedRecord]) -> list[str]:
     return order + extra
 
 
-def _mark_best(section: Section) -> None:
+def _mark_best(section: Section, floors: dict[str, float | None] | None = None) -> None:
+    """Bold the best measured value per column (ties all bold) when two or more models have one.
+
+    Cells with a deviation marker are never bold. With ``floors`` (segmentation: the better of the two trivial
+    references per column), a cell must beat the floor at the printed precision, and a column without a known
+    floor has no bold cell."""
     for column in section.columns:
         measured = [c for (row, col), c in section.cells.items()
                     if col == column and c.kind == "measured" and c.mean is not None]
         if len(measured) < 2:
             continue
-        top = max(round(c.mean, CELL_DIGITS) for c in measured)
-        for c in measured:
+        eligible = [c for c in measured if not c.deviations]
+        if floors is not None:
+            floor = floors.get(column)
+            eligible = [] if floor is None else [c for c in eligible
+                                                 if round(c.mean, CELL_DIGITS) > round(floor, CELL_DIGITS)]
+        if not eligible:
+            continue
+        top = max(round(c.mean, CELL_DIGITS) for c in eligible)
+        for c in eligible:
             c.best = round(c.mean, CELL_DIGITS) == top
 
 
@@ -330,16 +487,43 @@ def _build_table(task: str, dataset: str, setting: str, recs: list[LoadedRecord]
 
     models = sorted({r.model for r in recs})
     rep_rows = sorted({rep_label(p) for p in reps})
-    groups: dict[tuple[str, float | None], list[LoadedRecord]] = {}
+    raw: dict[tuple[str, float | None], list[LoadedRecord]] = {}
     for r in recs:
-        groups.setdefault((r.model, r.label_fraction), []).append(r)
+        raw.setdefault((r.model, r.label_fraction), []).append(r)
+    groups: dict[tuple[str, float | None], list[LoadedRecord]] = {}
+    devs: dict[tuple[str, float | None], list[tuple[int, str]]] = {}
+    for key, group in sorted(raw.items(), key=lambda kv: (kv[0][0], _frac_key(kv[0][1]))):
+        _check_cell(key[0], task, setting, group)
+        groups[key], devs[key] = _cell_group(setting, group)
+    legend = [text for _, text in sorted({d for ds in devs.values() for d in ds})]
 
     def measured_cell(model: str, column: str, metric: str, frac: float | None) -> Cell | None:
         group = groups.get((model, frac))
         if not group:
             return None
         return Cell(row=model, column=column, metric=metric, label_fraction=frac, kind="measured",
-                    **_aggregate(group, metric))
+                    deviations=tuple(text for _, text in sorted(devs[(model, frac)])), **_aggregate(group, metric))
+
+    def reference_cells(section: Section, metric: str, fracs: list[float]) -> dict[str, float | None]:
+        """Rows of the two trivial segmentation references; returns the better reference per column."""
+        floors: dict[str, float | None] = {}
+        for f, col in zip(fracs, section.columns):
+            values: dict[str, list[float]] = {name: [] for name in REFERENCES}
+            shown = [r for (m, frac), group in groups.items() if frac == f for r in group]
+            for r in shown:
+                refs = (r.record.get("metrics") or {}).get("references") or {}
+                for name in REFERENCES:
+                    v = _num(((refs.get(name) or {}).get(metric) or {}).get("value"))
+                    if v is not None:
+                        values[name].append(v)
+            complete = bool(shown) and all(len(v) == len(shown) for v in values.values())
+            floors[col] = max(sum(v) / len(v) for v in values.values()) if complete else None
+            for name, label in REFERENCES.items():
+                if values[name]:
+                    section.cells[(label, col)] = Cell(row=label, column=col, metric=metric, label_fraction=f,
+                                                       kind="reference", mean=sum(values[name]) / len(values[name]),
+                                                       source="same test images as the records of this column")
+        return floors
 
     def reported_cell(p: ReportedRow, column: str) -> Cell:
         return Cell(row=rep_label(p), column=column, metric=p.metric, label_fraction=p.label_fraction,
@@ -347,6 +531,7 @@ def _build_table(task: str, dataset: str, setting: str, recs: list[LoadedRecord]
 
     metrics = _metric_order(setting, recs)
     sections = []
+    missing = False
     if setting in ("ft", "seg"):
         fracs = sorted({r.label_fraction for r in recs if r.label_fraction is not None}
                        | {p.label_fraction for p in reps if p.label_fraction is not None})
@@ -363,8 +548,13 @@ def _build_table(task: str, dataset: str, setting: str, recs: list[LoadedRecord]
                 if p.metric == metric:
                     section.cells[(rep_label(p), _frac_key(p.label_fraction))] = reported_cell(p, _frac_key(
                         p.label_fraction))
+            floors = None
+            if setting == "seg":
+                floors = reference_cells(section, metric, fracs)
+                section.rows = models + list(REFERENCES.values()) + rep_rows
+                missing = missing or any(v is None for v in floors.values())
             section.rows = [r for r in section.rows if r in models or any(k[0] == r for k in section.cells)]
-            _mark_best(section)
+            _mark_best(section, floors)
             sections.append(section)
     else:
         section = Section(title="Metrics", columns=metrics,
@@ -378,7 +568,8 @@ def _build_table(task: str, dataset: str, setting: str, recs: list[LoadedRecord]
             section.cells[(rep_label(p), p.metric)] = reported_cell(p, p.metric)
         _mark_best(section)
         sections.append(section)
-    return Table(task, dataset, setting, sections, recs, sources, notes)
+    shown = sorted((r for group in groups.values() for r in group), key=lambda r: r.link)
+    return Table(task, dataset, setting, sections, shown, sources, notes, legend, missing and bool(recs))
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -390,7 +581,7 @@ def format_cell(cell: Cell | None) -> str:
     """The markdown text of a cell (without bold); see the module docstring for the format."""
     if cell is None:
         return NO_RECORD
-    if cell.kind == "reported":
+    if cell.kind in ("reported", "reference"):
         return _f(cell.mean)
     extra = f", {cell.n_undefined} undefined" if cell.n_undefined else ""
     count = f"(n={cell.n_seeds}{extra})"
@@ -403,9 +594,12 @@ def format_cell(cell: Cell | None) -> str:
     return f"{_f(cell.mean)} ± {_f(cell.std)} {count}"
 
 
-def _markdown_cell(cell: Cell | None) -> str:
+def _markdown_cell(cell: Cell | None, table: Table) -> str:
     text = format_cell(cell)
-    return f"**{text}**" if cell is not None and cell.best else text
+    text = f"**{text}**" if cell is not None and cell.best else text
+    if cell is not None and cell.deviations:
+        text += " <sup>" + ",".join(table.letter(d) for d in cell.deviations) + "</sup>"
+    return text
 
 
 def _data_kind(recs: Sequence[LoadedRecord]) -> str:
@@ -419,11 +613,13 @@ def _short(sha: str | None) -> str:
 
 def _trace_rows(table: Table) -> list[dict[str, Any]]:
     rows = []
-    for r in sorted(table.records, key=lambda r: (r.model, _frac_key(r.label_fraction), r.seed, r.link)):
+    for r in sorted(table.records, key=lambda r: (r.model, _frac_key(r.label_fraction), r.seed_key, r.link)):
         data = r.record["data"]
         subset = data.get("subset") or {}
         rows.append({
             "model": r.model, "label_fraction": r.label_fraction, "seed": r.seed, "record": r.link,
+            "protocol": r.conditions.protocol, "weights": r.conditions.weights,
+            "threshold": r.conditions.threshold,
             "checkpoint_sha256": r.record["model"].get("checkpoint_sha256"),
             "test_split_sha256": data["splits"]["test"]["sha256"],
             "subset_sha256": subset.get("sha256"),
@@ -456,6 +652,11 @@ def render_markdown(table: Table) -> str:
     lines += [data_line, ""]
     if spec is not None and spec.notes:
         lines += [f"Task notes: {spec.notes}.", ""]
+    if table.setting == "seg":
+        lines += ["References: `predict nothing` and `predict everything` are the two trivial predictors on the "
+                  "same test images; a cell is bold only when it beats both on that metric."
+                  + (" Some columns lack them (records of protocol v1 did not store them): no cell there is bold."
+                     if table.references_missing else ""), ""]
     n_tests = len({r.record["data"]["splits"]["test"]["sha256"] for r in table.records})
     if n_tests > 1:
         lines += [f"Note: these records were evaluated on {n_tests} different test splits (datasets without an "
@@ -465,7 +666,9 @@ def render_markdown(table: Table) -> str:
         "Cells: one seed: `value [95 % bootstrap CI] (n=1)`; several seeds: `mean ± std (n=seeds)` (sample "
         "standard deviation over seeds); `k undefined`: seeds where the metric was undefined, left out; "
         f"`{NO_RECORD}`: no record. Best measured value per column in **bold** (at three decimals, when two or "
-        "more models have one). Rows marked (reported) are published numbers, not re-measured here.",
+        "more models have one, never a cell with a deviation marker). Rows marked (reported) are published "
+        "numbers, not re-measured here. Zero-shot classification and grounding evaluate a fixed checkpoint: one "
+        "record per model, shown with its bootstrap interval.",
         "",
         f"![{table.task}]({table.task}{PLOT_SUFFIX})",
         "",
@@ -474,10 +677,16 @@ def render_markdown(table: Table) -> str:
         "",
     ]
     for section in table.sections:
-        body = [[row] + [_markdown_cell(section.cells.get((row, col))) for col in section.columns]
+        body = [[row] + [_markdown_cell(section.cells.get((row, col)), table) for col in section.columns]
                 for row in section.rows]
         lines += [f"## {section.title}", "", tabulate(body, headers=section.headers, tablefmt="github",
                                                       disable_numparse=True), ""]
+    if table.legend:
+        lines += ["## Deviations", "",
+                  "A marked cell departs from the evaluation protocol as its letters say; marked cells are never "
+                  "bold, and records that differ in any of these respects never share a cell.", ""]
+        lines += [f"- <sup>{table.letter(text)}</sup> {text}" for text in table.legend]
+        lines.append("")
     if table.sources:
         lines += ["## Reported numbers", ""]
         for i, source in enumerate(table.sources, 1):
@@ -489,12 +698,15 @@ def render_markdown(table: Table) -> str:
         lines += ["## Records", "",
                   f"Every measured cell comes from these records (sha256 shortened to {SHORT_HASH} hex digits; "
                   "the full values are in the JSON file and the records).", ""]
-        body = [[t["model"], NO_RECORD if t["label_fraction"] is None else f"{t['label_fraction']:g}", t["seed"],
-                 f"[{Path(t['record']).name}]({t['record']})", _short(t["checkpoint_sha256"]),
-                 _short(t["test_split_sha256"]), _short(t["subset_sha256"]), "yes" if t["synthetic"] else "no"]
+        body = [[t["model"], NO_RECORD if t["label_fraction"] is None else f"{t['label_fraction']:g}",
+                 NO_RECORD if t["seed"] is None else t["seed"],
+                 f"[{Path(t['record']).name}]({t['record']})", t["protocol"], t["weights"], t["threshold"],
+                 _short(t["checkpoint_sha256"]), _short(t["test_split_sha256"]), _short(t["subset_sha256"]),
+                 "yes" if t["synthetic"] else "no"]
                 for t in trace]
-        lines += [tabulate(body, headers=["model", "label fraction", "seed", "record", "checkpoint sha256",
-                                          "test split sha256", "subset sha256", "synthetic"],
+        lines += [tabulate(body, headers=["model", "label fraction", "seed", "record", "protocol", "weights",
+                                          "threshold", "checkpoint sha256", "test split sha256", "subset sha256",
+                                          "synthetic"],
                            tablefmt="github", disable_numparse=True), ""]
     return "\n".join(lines)
 
@@ -515,14 +727,14 @@ def _cell_rows(table: Table) -> list[dict[str, Any]]:
                 "n_seeds": c.n_seeds if c.kind == "measured" else None,
                 "n_undefined": c.n_undefined if c.kind == "measured" else None,
                 "seeds": list(c.seeds), "records": list(c.records), "source": c.source, "best": c.best,
-                "text": format_cell(c),
+                "text": format_cell(c), "deviations": list(c.deviations),
             })
     rows.sort(key=lambda d: (d["kind"] != "measured", d["row"], d["metric"], _frac_key(d["label_fraction"])))
     return rows
 
 
 CSV_COLUMNS = ("task", "row", "model", "kind", "metric", "label_fraction", "mean", "std", "ci_low", "ci_high",
-               "n_seeds", "n_undefined", "seeds", "best", "records", "source")
+               "n_seeds", "n_undefined", "seeds", "best", "records", "source", "deviations")
 
 
 def render_csv(table: Table) -> str:
@@ -538,8 +750,8 @@ def render_csv(table: Table) -> str:
                 out.append(_f(v, DATA_DIGITS))
             elif col == "label_fraction":
                 out.append("" if v is None else f"{v:g}")
-            elif col in ("seeds", "records"):
-                out.append(";".join(str(x) for x in v))
+            elif col in ("seeds", "records", "deviations"):
+                out.append(";".join("none" if x is None else str(x) for x in v))
             elif col == "best":
                 out.append("yes" if v else "")
             else:
@@ -560,6 +772,7 @@ def render_json(table: Table) -> str:
         "records": _trace_rows(table),
         "reported_sources": [{"id": i, "source": s, "notes": table.reported_notes.get(s, [])}
                              for i, s in enumerate(table.sources, 1)],
+        "deviations": [{"marker": table.letter(t), "text": t} for t in table.legend],
     }
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -610,7 +823,7 @@ def render_plot(table: Table, path: Path) -> None:
                     continue
                 xs = [c.label_fraction for c in cells]
                 ys = [c.mean for c in cells]
-                reported = cells[0].kind == "reported"
+                reported = cells[0].kind != "measured"
                 err = [[c.mean - c.ci_low if c.ci_low is not None else (c.std or 0.0) for c in cells],
                        [c.ci_high - c.mean if c.ci_high is not None else (c.std or 0.0) for c in cells]]
                 ax.errorbar(xs, ys, yerr=None if reported else err, label=row, marker="o", capsize=3,
@@ -638,7 +851,7 @@ def render_plot(table: Table, path: Path) -> None:
                     lo.append(c.mean - c.ci_low if c.ci_low is not None else spread)
                     hi.append(c.ci_high - c.mean if c.ci_high is not None else spread)
                 if xs:
-                    reported = "(reported)" in row
+                    reported = "(reported)" in row or "(reference)" in row
                     ax.bar(xs, ys, width=width, label=row, yerr=None if reported else [lo, hi], capsize=2,
                            hatch="//" if reported else None)
                     drawn = True

@@ -30,7 +30,7 @@ def print_records(paths: list[Path], console: Console | None = None) -> None:
         table.add_column(col)
     for r in records:
         frac = "-" if r["label_fraction"] is None else f"{r['label_fraction']:g}"
-        table.add_row(frac, str(r["seed"]), *[fmt(r["summary"].get(m)) for m in metrics])
+        table.add_row(frac, "-" if r["seed"] is None else str(r["seed"]), *[fmt(r["summary"].get(m)) for m in metrics])
     console.print(table)
     note = records[0]["metrics"].get("empty_mask_convention") if isinstance(records[0]["metrics"], dict) else None
     if note:

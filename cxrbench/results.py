@@ -10,12 +10,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-PROTOCOL = "cxrbench-eval/1"
+PROTOCOL = "cxrbench-eval/2"
+#: The protocol a record without a ``protocol`` field followed (records written before it was recorded).
+LEGACY_PROTOCOL = "cxrbench-eval/1"
+#: What ``record["model"]["weights"]`` may say.
+WEIGHT_KINDS = ("demo", "trained", "random", "released")
 
 
-def record_path(out: str | Path, model: str, task: str, label_frac: float | None, seed: int) -> Path:
+def record_path(out: str | Path, model: str, task: str, label_frac: float | None, seed: int | None) -> Path:
+    """``<out>/<model>/<task>/frac-<f>_seed-<s>.json``; ``seed=None`` (deterministic tasks) gives ``seed-none``."""
     frac = "none" if label_frac is None else f"{label_frac:g}"
-    return Path(out) / model / task / f"frac-{frac}_seed-{seed}.json"
+    return Path(out) / model / task / f"frac-{frac}_seed-{'none' if seed is None else seed}.json"
+
+
+def record_protocol(record: dict[str, Any]) -> str:
+    """The protocol version a record followed (``cxrbench-eval/1`` when it does not say)."""
+    return str(record.get("protocol") or LEGACY_PROTOCOL)
 
 
 def schema() -> dict[str, Any]:

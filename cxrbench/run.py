@@ -24,6 +24,11 @@ RUNNERS = {"zs": zs.run, "ground": ground.run, "ft": ft.run, "seg": seg.run}
 DEMO_CHECKPOINT_MODELS = frozenset({"medslip", "clip", "clip-vit", "medslip-single-stream"})
 #: Settings that train on a label-fraction subset.
 TRAINED = {"ft", "seg"}
+#: Settings that evaluate a fixed checkpoint: nothing is drawn, so they run once whatever seeds are asked
+#: (protocol v2), and their record has ``seed: null``.
+DETERMINISTIC = {"zs", "ground"}
+#: Grounding map post-processing: the protocol's, or the published MeDSLIP/MedKLIP ones (fidelity options).
+GROUNDING_POSTPROCESS = ground.POSTPROCESS
 
 
 @dataclass
@@ -40,6 +45,8 @@ class RunOptions:
     n_boot: int = 1000
     threshold_on: str = "val"
     split_file: Path | None = None
+    split_seed: int = 0
+    grounding_postprocess: str = "protocol"
     skip_bad_images: bool = False
     linear_probe: bool = False
     epochs: int = 10
@@ -132,6 +139,42 @@ def _device(name: str | None) -> torch.device:
     return torch.device(name)
 
 
+def weights_kind(identity: dict[str, Any], checkpoint_given: bool) -> str:
+    """What the evaluated weights are: ``random``, ``released`` (published weights), ``trained`` (a checkpoint of
+    ours the user passed) or ``demo`` (the synthetic demo checkpoint, trained implicitly when none is passed).
+
+    An adapter may say it itself (``describe()["weights"]`` already one of :data:`WEIGHT_KINDS`)."""
+    from cxrbench.results import WEIGHT_KINDS
+
+    said = identity.get("weights")
+    if said in WEIGHT_KINDS:
+        return str(said)
+    init = str(identity.get("initialisation") or "")
+    if identity.get("random_weights") or init.startswith("random") or identity.get("pretrained") == "random":
+        return "random"
+    if identity.get("zoo") or identity.get("source") in ("published-pth", "open_clip") or said:
+        return "released"  # published weights: a released .pth, an open_clip / ImageNet weight file, a zoo entry
+    return "trained" if checkpoint_given else "demo"
+
+
+def _identity(adapter, checkpoint_given: bool) -> dict[str, Any]:
+    """``adapter.describe()`` with ``weights`` set to its kind; an adapter's own ``weights`` text (e.g. the name of
+    an ImageNet weight set) moves to ``weights_name``."""
+    from cxrbench.results import WEIGHT_KINDS
+
+    identity = dict(adapter.describe())
+    kind = weights_kind(identity, checkpoint_given)
+    if identity.get("weights") not in (None, *WEIGHT_KINDS):
+        identity["weights_name"] = identity["weights"]
+    identity["weights"] = kind
+    return identity
+
+
+def run_seeds(setting: str, seeds: list[int]) -> list[int | None]:
+    """The seeds a setting runs: ``[None]`` for deterministic settings (one record), else the given seeds."""
+    return [None] if setting in DETERMINISTIC else list(dict.fromkeys(int(s) for s in seeds))
+
+
 def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds: list[int],
         options: RunOptions, adapter=None) -> list[Path]:
     """Run every (label fraction, seed) pair; returns the record paths (existing ones when skipped)."""
@@ -152,9 +195,17 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     for f in fracs:
         if f is not None:
             validate_fraction(f)
+    if options.threshold_on not in ("val", "test"):
+        raise ValueError(f"threshold_on must be 'val' or 'test', got {options.threshold_on!r}")
+    if options.grounding_postprocess not in GROUNDING_POSTPROCESS:
+        raise ValueError(f"grounding postprocess must be one of {', '.join(GROUNDING_POSTPROCESS)}, "
+                         f"got {options.grounding_postprocess!r}")
+    if spec.setting in DETERMINISTIC and len(set(seeds)) > 1:
+        console.print(f"[yellow]{task_name} evaluates a fixed checkpoint (deterministic): it runs once, "
+                      f"not once per seed[/]")
     check_data_root_folder(spec, options)
     check_demo_checkpoint(model_name, options)
-    todo = [(f, s) for f in fracs for s in seeds]
+    todo = [(f, s) for f in fracs for s in run_seeds(spec.setting, seeds)]
     paths = []
     pending = []
     for f, s in todo:
@@ -183,17 +234,18 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
         raise UnsupportedSetting(model_name, spec.setting, f"{reason} (this checkpoint supports: "
                                  f"{', '.join(sorted(supported))})".strip())
     adapter.to(device)
-    identity = adapter.describe()
-    if uses_demo_checkpoint(model_name, options):
-        identity.setdefault("weights", "demo")  # pre-trained on SynthCXR (h16 owns the weights field)
+    identity = _identity(adapter, options.checkpoint is not None)
     for f, s, path in pending:
         start = time.perf_counter()
         work = path.with_suffix("")  # the record's folder of split files, subset and artefacts
-        data = prepare(spec, options.data_root, adapter.image_size, work, seed=s, split_file=options.split_file,
-                       skip_bad_images=options.skip_bad_images, progress=options.progress)
+        # the split seed, never the run seed, draws the splits: every run seed sees the same test split
+        data = prepare(spec, options.data_root, adapter.image_size, work, seed=options.split_seed,
+                       split_file=options.split_file, skip_bad_images=options.skip_bad_images,
+                       progress=options.progress)
         subset = None
-        kwargs: dict[str, Any] = dict(out_dir=work, n_boot=options.n_boot, seed=s, device=device,
-                                      threshold_on=options.threshold_on, progress=options.progress)
+        kwargs: dict[str, Any] = dict(out_dir=work, n_boot=options.n_boot, seed=0 if s is None else s,
+                                      device=device, threshold_on=options.threshold_on, progress=options.progress,
+                                      postprocess=options.grounding_postprocess)
         if spec.setting in TRAINED:
             from cxrbench.data.subsets import make_subset
 
@@ -202,8 +254,13 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
                       "n_images": sub.n_images, "n_patients": sub.n_patients, "positives": sub.positives}
             kwargs.update(label_frac=f, subset_rows=rows, linear_probe=options.linear_probe,
                           settings=FitSettings(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr))
-        torch.manual_seed(s)
+        torch.manual_seed(0 if s is None else s)
         outcome = RUNNERS[spec.setting](adapter, data, **kwargs)
+        training_mode = None
+        if spec.setting == "ft":
+            training_mode = "linear-probe" if options.linear_probe else "full fine-tuning"
+        elif spec.setting == "seg":
+            training_mode = "segmentation (U-Net decoder)"
         record = {
             "schema": "cxrbench.result/1",
             "protocol": PROTOCOL,
@@ -217,8 +274,18 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
             "selection": outcome["selection"],
             "training": outcome.get("training"),
             "n_eval": outcome.get("n_eval"),
-            "data": {"root": str(data.root), "synthetic": data.synthetic, "splits": data.splits, "subset": subset,
-                     "skipped_files": data.skipped, "warnings": data.table.attrs.get("warnings", {})},
+            "evaluation": {
+                "deterministic": spec.setting in DETERMINISTIC,
+                "threshold_on": outcome["selection"].get("threshold_on", options.threshold_on),
+                "training_mode": training_mode,
+                "grounding_postprocess": options.grounding_postprocess if spec.setting == "ground" else None,
+                "split_seed": options.split_seed,
+                "split_file": str(options.split_file) if options.split_file else None,
+            },
+            "data": {"root": str(data.root), "synthetic": data.synthetic,
+                     "kind": "synthetic" if data.synthetic else "real", "split_seed": options.split_seed,
+                     "splits": data.splits, "subset": subset, "skipped_files": data.skipped,
+                     "warnings": data.table.attrs.get("warnings", {})},
             "environment": environment(str(device)),
             "artifacts": [str((work / a).relative_to(path.parent)) for a in outcome.get("artifacts", [])],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -5,7 +5,7 @@ A grid is a small YAML file (shipped ones live in ``cxrbench/configs/sweeps/``):
     models: all              # or a list of registered model names
     tasks: all               # or a list of task names
     label_fracs: [0.1, 1.0]  # used by ft/seg tasks; zero-shot tasks run once without a fraction
-    seeds: [0, 1]
+    seeds: [0, 1]            # used by ft/seg tasks; zero-shot tasks are deterministic and run once
     options:                 # RunOptions fields (epochs, n_boot, batch_size, ...)
       epochs: 2
 
@@ -31,7 +31,7 @@ from rich.console import Console
 
 from cxrbench.config import load_yaml
 from cxrbench.models.base import UnsupportedSetting
-from cxrbench.run import TRAINED, RunOptions
+from cxrbench.run import TRAINED, RunOptions, run_seeds
 
 if TYPE_CHECKING:
     from cxrbench.launchers import LauncherOptions
@@ -44,20 +44,23 @@ SWEEP_CONFIG_DIR = "sweeps"
 class Job:
     """One evaluation: a result record ``<model>/<task>/frac-<f>_seed-<s>.json``.
 
-    ``label_frac`` is ``None`` for zero-shot tasks (zs, ground).
+    ``label_frac`` is ``None`` for zero-shot tasks (zs, ground); so is ``seed``: they evaluate a fixed checkpoint,
+    so they run once whatever seeds the grid lists (protocol v2).
     """
 
     model: str
     task: str
     label_frac: float | None
-    seed: int
+    seed: int | None
 
     def sort_key(self) -> tuple[str, str, float, int]:
-        return (self.model, self.task, -1.0 if self.label_frac is None else self.label_frac, self.seed)
+        return (self.model, self.task, -1.0 if self.label_frac is None else self.label_frac,
+                -1 if self.seed is None else self.seed)
 
     def __str__(self) -> str:
         frac = "-" if self.label_frac is None else f"{self.label_frac:g}"
-        return f"{self.model} / {self.task} / frac {frac} / seed {self.seed}"
+        seed = "-" if self.seed is None else self.seed
+        return f"{self.model} / {self.task} / frac {frac} / seed {seed}"
 
 
 @dataclass
@@ -136,7 +139,8 @@ def expand_grid(models: Sequence[str] | str, tasks: Sequence[str] | str, label_f
                 seeds: Sequence[int]) -> list[Job]:
     """All jobs of a grid, sorted; each model only with tasks whose setting it supports.
 
-    Zero-shot tasks get one job per seed with ``label_frac=None``; ft/seg tasks one per (fraction, seed).
+    Zero-shot tasks (deterministic) get one job with ``label_frac=None`` and ``seed=None``; ft/seg tasks one per
+    (fraction, seed).
     Unknown model or task names raise ``KeyError``.
     """
     from cxrbench.data.subsets import validate_fraction
@@ -157,7 +161,7 @@ def expand_grid(models: Sequence[str] | str, tasks: Sequence[str] | str, label_f
             if spec.setting not in entry.settings:
                 continue
             for f in (fracs if spec.setting in TRAINED else [None]):
-                for s in seed_list:
+                for s in run_seeds(spec.setting, seed_list):
                     jobs.add(Job(m, t, f, s))
     return sorted(jobs, key=Job.sort_key)
 
@@ -244,7 +248,8 @@ def run_sweep(models: Sequence[str] | str, tasks: Sequence[str] | str, label_fra
         console.print(f"[{k}/{len(todo)}] {job}")
         try:
             job_options = job_options_for(options, model_options, job)
-            paths.extend(run(job.model, job.task, [job.label_frac], [job.seed], job_options))
+            paths.extend(run(job.model, job.task, [job.label_frac], [0 if job.seed is None else job.seed],
+                             job_options))
         except UnsupportedSetting as err:  # the model's entry offers the setting, this checkpoint does not
             console.print(f"[yellow]skip (not supported by this checkpoint): {job}: {err}[/]")
         except Exception as err:  # one failing job must not lose the others

@@ -119,6 +119,9 @@ def load_text_encoder(name_or_path: str, max_length: int = 128, allow_download: 
     return TextEncoder(model=model, tokenizer=tokenizer, identity=identity, max_length=max_length)
 
 
+#: Initialisation range of the tiny random BERT (see :func:`tiny_text_encoder`).
+TINY_INIT_RANGE = 0.5
+
 _TINY_VOCAB = (
     ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     + list("abcdefghijklmnopqrstuvwxyz0123456789.,;:'-_()/")
@@ -130,10 +133,14 @@ def tiny_text_encoder(width: int = 64, layers: int = 2, heads: int = 2, seed: in
     """A small randomly initialised BERT (deterministic from ``seed``) with a character vocabulary."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
+    # Loaded from a folder: transformers 5's ``BertTokenizerFast(vocab_file=...)`` ignores the file and builds a
+    # 5-token vocabulary (every word becomes [UNK]); ``from_pretrained`` on a folder with vocab.txt reads it in
+    # transformers 4 and 5 alike.
     with tempfile.TemporaryDirectory() as tmp:
-        vocab = Path(tmp) / "vocab.txt"
-        vocab.write_text("\n".join(_TINY_VOCAB) + "\n")
-        tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+        (Path(tmp) / "vocab.txt").write_text("\n".join(_TINY_VOCAB) + "\n")
+        tokenizer = BertTokenizerFast.from_pretrained(tmp, do_lower_case=True, local_files_only=True)
+    if len(tokenizer) != len(_TINY_VOCAB):
+        raise RuntimeError(f"the tiny tokenizer has {len(tokenizer)} tokens, expected {len(_TINY_VOCAB)}")
     config = BertConfig(
         vocab_size=len(_TINY_VOCAB),
         hidden_size=width,
@@ -141,6 +148,9 @@ def tiny_text_encoder(width: int = 64, layers: int = 2, heads: int = 2, seed: in
         num_attention_heads=heads,
         intermediate_size=4 * width,
         max_position_embeddings=max(128, max_length),
+        # BERT's 0.02 makes a random encoder's [CLS] output the same for every text (cosine 0.999998 across the
+        # book); a wider initialisation makes it depend on the words, so tests through it compare real inputs
+        initializer_range=TINY_INIT_RANGE,
     )
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)

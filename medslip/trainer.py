@@ -56,6 +56,8 @@ class TrainConfig:
     max_steps: int | None = None
     compile: bool = False
     grad_clip: float | None = None
+    #: the published optimizer factory's parameter groups: no weight decay on biases and 1-D parameters (norms)
+    no_decay_1d: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -80,13 +82,36 @@ class _LossModule(nn.Module):
         return self.model.compute_loss(batch)
 
 
-def prepare_for_training(model: nn.Module, device: torch.device, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """Move ``model`` to ``device`` (channels_last on CUDA) and return its AdamW (fused on CUDA)."""
+def parameter_groups(model: nn.Module, weight_decay: float, no_decay_1d: bool = True) -> list[dict[str, Any]]:
+    """AdamW parameter groups as the published optimizer factory builds them (``Pretrain_MeDSLIP.yaml`` through
+    its ``create_optimizer`` with bias/norm filtering): weight decay on weights of two or more dimensions only;
+    biases and every 1-D parameter (normalisation scales and shifts) in a group with ``weight_decay = 0``.
+
+    Frozen parameters are left out. ``no_decay_1d=False`` gives one group that decays everything."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if no_decay_1d and (param.ndim <= 1 or name.endswith(".bias")):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def prepare_for_training(model: nn.Module, device: torch.device, lr: float, weight_decay: float,
+                         no_decay_1d: bool = True) -> torch.optim.AdamW:
+    """Move ``model`` to ``device`` (channels_last on CUDA) and return its AdamW (fused on CUDA) over
+    :func:`parameter_groups` (the published groups unless ``no_decay_1d=False``)."""
     cuda = device.type == "cuda"
     model.to(device)
     if cuda:
         model.to(memory_format=torch.channels_last)
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, **({"fused": True} if cuda else {}))
+    return torch.optim.AdamW(parameter_groups(model, weight_decay, no_decay_1d), lr=lr, weight_decay=weight_decay,
+                             **({"fused": True} if cuda else {}))
 
 
 class TrainStep:
@@ -253,7 +278,7 @@ def train(
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
 
-    optimizer = prepare_for_training(model, device, cfg.lr, cfg.weight_decay)
+    optimizer = prepare_for_training(model, device, cfg.lr, cfg.weight_decay, cfg.no_decay_1d)
     sampler = ResumableSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world)
     steps_per_epoch = sampler.batches_per_epoch
     epoch, start_batch, global_step = 0, 0, 0

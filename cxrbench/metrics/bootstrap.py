@@ -12,9 +12,16 @@ resamples whatever the size of the data, and the two views offered here agree ex
 - :func:`resample_weights` yields the same resamples as multiplicity matrices ``(chunk, N)`` (how many times
   image ``i`` is in resample ``b``), which lets metrics be computed for many resamples at once.
 
-A resample for which the metric is undefined (``NaN`` or ``None``; for example no positive image) is skipped
-and counted. The interval is the 2.5th and 97.5th percentiles (``numpy.percentile``, linear interpolation)
-of the remaining values; it is undefined when fewer than ``min_valid_fraction * n_boot`` remain.
+Stratified resampling (protocol v2): with ``strata`` (one integer per image; a unit's stratum is the largest
+of its images', e.g. 1 for a patient with a positive image), units are drawn with replacement *within* each
+stratum, as many as the stratum holds. Per-class metrics resample patients within the positive and the
+negative group of the class, so every resample has positives and negatives and none is discarded. With one
+stratum the draws are exactly the unstratified ones.
+
+A resample for which the metric is still undefined (``NaN`` or ``None``) is counted as skipped. The interval is
+the 2.5th and 97.5th percentiles (``numpy.percentile``, linear interpolation) of the defined values; by default
+(``min_valid_fraction = 1``) it is undefined unless every resample is defined: an interval is never
+conditioned on the resamples that happen to be defined.
 """
 
 from __future__ import annotations
@@ -31,7 +38,11 @@ CHUNK = 100
 
 DEFAULT_N_BOOT = 1000
 DEFAULT_CONFIDENCE = 0.95
-DEFAULT_MIN_VALID_FRACTION = 0.5
+DEFAULT_MIN_VALID_FRACTION = 1.0
+#: How the records describe the resampling (protocol v2).
+SCHEME = ("95 % percentile bootstrap, 1000 resamples by default, seed 0; units: patients (images where no "
+          "patient id); per-class and positive-image metrics stratified: patients resampled within the positive "
+          "and the negative group separately; no resample discarded")
 
 
 @dataclass(frozen=True)
@@ -75,13 +86,38 @@ def make_units(n_images: int, groups: Sequence[Any] | np.ndarray | None = None) 
     return Units(n_images, inverse, int(inverse.max()) + 1, True)
 
 
-def _unit_draws(n_units: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Yield ``(chunk, n_units)`` arrays of drawn unit ids; ``n_boot`` rows in total."""
+def unit_strata(units: Units, strata: Sequence[int] | np.ndarray | None) -> np.ndarray | None:
+    """``(n_units,)`` stratum of each unit: the largest stratum of its images (``None`` when not stratified)."""
+    if strata is None:
+        return None
+    arr = np.asarray(strata).astype(np.int64).reshape(-1)
+    if arr.shape != (units.n_images,):
+        raise ValueError(f"strata must have shape ({units.n_images},), got {arr.shape}")
+    out = np.full(units.n_units, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(out, units.image_unit, arr)
+    return out
+
+
+def _unit_draws(n_units: int, n_boot: int, seed: int, unit_stratum: np.ndarray | None = None
+                ) -> Iterator[np.ndarray]:
+    """Yield ``(chunk, n_units)`` arrays of drawn unit ids; ``n_boot`` rows in total.
+
+    With ``unit_stratum``, column block ``k`` of a row holds draws from the ``k``-th stratum (sorted), as many
+    as it has units; a single stratum gives the unstratified stream."""
     rng = np.random.default_rng(seed)
+    groups = None
+    if unit_stratum is not None:
+        keys = np.unique(unit_stratum)
+        if keys.size > 1:
+            groups = [np.flatnonzero(unit_stratum == k) for k in keys]
     done = 0
     while done < n_boot:
         rows = min(CHUNK, n_boot - done)
-        yield rng.integers(0, n_units, size=(rows, n_units))
+        if groups is None:
+            yield rng.integers(0, n_units, size=(rows, n_units))
+        else:
+            yield np.concatenate([members[rng.integers(0, members.size, size=(rows, members.size))]
+                                  for members in groups], axis=1)
         done += rows
 
 
@@ -90,15 +126,16 @@ def resample_weights(
     groups: Sequence[Any] | np.ndarray | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
+    strata: Sequence[int] | np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield the bootstrap resamples as multiplicity matrices.
+    """Yield the bootstrap resamples as multiplicity matrices (stratified with ``strata``, see the module).
 
     Yields:
         ``(chunk, N)`` float64 arrays (``chunk <= CHUNK``, ``n_boot`` rows in total); entry ``[b, i]`` is the
         number of copies of image ``i`` in resample ``b``.
     """
     units = make_units(n_images, groups)
-    for draws in _unit_draws(units.n_units, n_boot, seed):
+    for draws in _unit_draws(units.n_units, n_boot, seed, unit_strata(units, strata)):
         rows = draws.shape[0]
         offsets = (np.arange(rows) * units.n_units)[:, None]
         counts = np.bincount((draws + offsets).ravel(), minlength=rows * units.n_units)
@@ -111,6 +148,7 @@ def resample_indices(
     groups: Sequence[Any] | np.ndarray | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
+    strata: Sequence[int] | np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield each bootstrap resample as an array of image indices (with repeats).
 
@@ -121,7 +159,7 @@ def resample_indices(
     order = np.argsort(units.image_unit, kind="stable")  # images sorted by unit
     sizes = np.bincount(units.image_unit, minlength=units.n_units)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    for draws in _unit_draws(units.n_units, n_boot, seed):
+    for draws in _unit_draws(units.n_units, n_boot, seed, unit_strata(units, strata)):
         for row in draws:
             if not units.by_group:
                 yield row
@@ -211,8 +249,9 @@ def bootstrap_ci(
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
+    strata: Sequence[int] | np.ndarray | None = None,
 ) -> Interval:
-    """Percentile bootstrap interval for any metric of image indices.
+    """Percentile bootstrap interval for any metric of image indices (stratified with ``strata``).
 
     Args:
         metric: ``metric(indices) -> float``; ``indices`` is an int array into the N evaluation images
@@ -227,7 +266,7 @@ def bootstrap_ci(
     """
     point = metric(np.arange(n_images))
     samples = np.empty(n_boot, dtype=np.float64)
-    for b, idx in enumerate(resample_indices(n_images, groups, n_boot, seed)):
+    for b, idx in enumerate(resample_indices(n_images, groups, n_boot, seed, strata)):
         value = metric(idx)
         samples[b] = np.nan if value is None else float(value)
     return interval_from_samples(point, samples, confidence, min_valid_fraction)
@@ -242,6 +281,7 @@ def bootstrap_weighted_mean(
     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
     include: np.ndarray | None = None,
     undefined_reason: str = "no image to average over",
+    stratify: bool = True,
 ) -> Interval:
     """Bootstrap interval of the mean of per-image values (vectorised).
 
@@ -249,8 +289,9 @@ def bootstrap_weighted_mean(
         values: ``(N,)`` per-image values (finite where ``include`` is true).
         groups: ``(N,)`` patient ids, or ``None``.
         include: ``(N,)`` bool; the mean is over included images only (e.g. positive images). Images that are
-            not included still take part in resampling, so a patient's images stay together. A resample with
-            no included image is skipped.
+            not included still take part in resampling, so a patient's images stay together. With ``stratify``
+            (default), patients with an included image and the others are resampled separately, so every
+            resample has included images and none is discarded.
         undefined_reason: reported when no image is included.
     """
     values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -263,7 +304,8 @@ def bootstrap_weighted_mean(
     clean = np.where(mask, values, 0.0)
     point = float(clean[mask].mean()) if mask.any() else None
     samples = []
-    for w in resample_weights(n, groups, n_boot, seed):
+    strata = mask.astype(np.int64) if (stratify and include is not None) else None
+    for w in resample_weights(n, groups, n_boot, seed, strata):
         w = w * mask
         total = w.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -14,9 +14,10 @@ Conventions (the evaluation protocol)
   maximises F1 on the validation predictions; ties between thresholds with equal F1 go to the *highest*
   threshold (fewest predicted positives). A class without validation positives has no threshold (NaN).
 - Macro = unweighted mean over the classes where the metric is defined; each macro entry lists its classes.
-- Bootstrap: thresholds are fixed (they come from validation), test images are resampled; in each resample
-  a class is evaluable under the same rule, and a macro replicate is undefined (skipped) when one of its
-  classes is undefined in that resample.
+- Bootstrap: thresholds are fixed (they come from validation), test patients are resampled, stratified per
+  class (within the positive and the negative group separately, see :mod:`cxrbench.metrics.bootstrap`), so
+  every resample of an evaluable class is defined and none is discarded; a macro replicate is the mean of the
+  classes' replicates of the same index.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from cxrbench.metrics.bootstrap import (
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_VALID_FRACTION,
+    SCHEME,
     interval_from_samples,
     make_units,
     resample_weights,
@@ -46,8 +48,8 @@ PROTOCOL = {
     "undefined": "a class lacking positives or negatives among labelled images has undefined metrics",
     "macro": "unweighted mean over classes where the metric is defined (listed per metric)",
     "unknown_labels": "NaN labels are excluded per class and counted",
-    "interval": "95% percentile bootstrap over test images (by patient when groups are given); "
-    "thresholds fixed; undefined resamples skipped and counted",
+    "interval": "95% percentile bootstrap over test patients (images when no groups), stratified per class "
+    "(positive and negative groups resampled separately); thresholds fixed; no resample discarded",
 }
 
 
@@ -361,8 +363,13 @@ def bootstrap_classification(
     groups: Sequence[Any] | np.ndarray | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    stratified: bool = True,
 ) -> dict[str, np.ndarray]:
     """Bootstrap replicates of the per-class metrics (vectorised over resamples).
+
+    With ``stratified`` (protocol v2) each class resamples patients within its positive group, its negative
+    group and the patients without a label for it separately (same seed for every class), so each resample of
+    an evaluable class is defined.
 
     Args:
         scores: ``(N, C)``. labels: ``(N, C)`` 0/1/NaN. thresholds: ``(C,)``.
@@ -380,15 +387,16 @@ def bootstrap_classification(
         known = ~np.isnan(y[:, c])
         if known.any():
             classes[c] = _plan_class(s[:, c], y[:, c], t[c], known)
-    row = 0
-    for w in resample_weights(n, groups, n_boot, seed):
-        rows = slice(row, row + w.shape[0])
-        w_img = np.ascontiguousarray(w.T)  # (N, chunk): image-major, so gathers and reductions are row-wise
-        for c, plan in classes.items():
-            res = _metrics_planned(plan, w_img)
+    for c, plan in classes.items():
+        # stratified by the class: patients with a positive, with only negatives, with no label for it
+        strata = np.where(y[:, c] == 1, 2, np.where(y[:, c] == 0, 1, 0)) if stratified else None
+        row = 0
+        for w in resample_weights(n, groups, n_boot, seed, strata):
+            rows = slice(row, row + w.shape[0])
+            res = _metrics_planned(plan, np.ascontiguousarray(w.T))  # (N, chunk): image-major
             for m in METRICS:
                 out[m][rows, c] = res[m]
-        row += w.shape[0]
+            row += w.shape[0]
     return out
 
 
@@ -533,5 +541,7 @@ def classification_report(
             "unit": units.description,
             "n_units": units.n_units,
             "min_valid_fraction": min_valid_fraction,
+            "stratified": "per class: positive / negative / unlabelled patients resampled separately",
+            "scheme": SCHEME,
         },
     }

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from cxrbench.metrics.bootstrap import (
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_VALID_FRACTION,
+    SCHEME,
     bootstrap_weighted_mean,
     make_units,
 )
@@ -42,7 +43,8 @@ PROTOCOL = {
     "images": "positive images only (non-empty region)",
     "pointing_game": "hit when any pixel holding the map maximum lies in the region",
     "iou_dice": "map >= threshold vs region, per image, averaged over images",
-    "threshold": "maximises mean Dice on validation positives; ties -> highest threshold",
+    "threshold": "maximises mean Dice on validation positives (ties -> highest threshold); without validation "
+                 "regions the fixed 0.5 of the normalised map",
 }
 
 
@@ -234,8 +236,13 @@ def grounding_report(
     *,
     confidence: float = DEFAULT_CONFIDENCE,
     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
+    normalise: bool = True,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Pointing game, IoU and Dice over positive images, with bootstrap intervals.
+
+    ``normalise=False`` binarises the maps as given (the published post-processing normalises by the batch
+    maximum itself); ``strict=True`` binarises as ``map > threshold`` instead of ``>=``.
 
     Args:
         maps: ``(N, H, W)`` maps of one class at the evaluated size.
@@ -249,15 +256,19 @@ def grounding_report(
         ``{"value", "ci_low", "ci_high", "n_resamples_used", "n_resamples_skipped", "undefined_reason"}``.
     """
     m, g = _check_pair(maps, masks)
+    if not normalise:
+        m = _to_numpy(maps).astype(np.float64)
     positive = g.any(axis=(1, 2))
     pos_idx = np.flatnonzero(positive)
     raw = _to_numpy(maps)[pos_idx]
     m, g = m[pos_idx], g[pos_idx]
     grp = None if groups is None else np.asarray(groups)[pos_idx]
     n_pos = int(pos_idx.size)
-    constant = int(np.sum(m.max(axis=(1, 2)) <= 0.0)) if n_pos else 0
+    constant = int(np.sum(raw.max(axis=(1, 2)) == raw.min(axis=(1, 2)))) if n_pos else 0
     result: dict[str, Any] = {
-        "protocol": dict(PROTOCOL),
+        "protocol": dict(PROTOCOL) if normalise and not strict else {
+            **PROTOCOL, "maps": "as given (published rule: divided by the batch maximum)",
+            "iou_dice": f"map {'>' if strict else '>='} threshold vs region, per image, averaged over images"},
         "threshold": float(threshold),
         "n_images": int(positive.size),
         "n_positive": n_pos,
@@ -273,7 +284,7 @@ def grounding_report(
         result["bootstrap"] = {"n_boot": int(n_boot), "seed": int(seed), "unit": None, "n_units": 0}
         return result
     hits = pointing_game_hits(raw, g).astype(np.float64)
-    iou, dice = _iou_dice(m >= threshold, g)
+    iou, dice = _iou_dice(m > threshold if strict else m >= threshold, g)
     for name, values in (("pointing_game", hits), ("iou", iou), ("dice", dice)):
         result[name] = bootstrap_weighted_mean(
             values, grp, n_boot, seed, confidence, min_valid_fraction
@@ -282,5 +293,6 @@ def grounding_report(
     result["bootstrap"] = {
         "n_boot": int(n_boot), "seed": int(seed), "confidence": confidence, "method": "percentile",
         "unit": units.description, "n_units": units.n_units, "min_valid_fraction": min_valid_fraction,
+        "scheme": SCHEME,
     }
     return result

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from cxrbench.metrics.bootstrap import (
     DEFAULT_CONFIDENCE,
     DEFAULT_MIN_VALID_FRACTION,
+    SCHEME,
     bootstrap_weighted_mean,
     make_units,
 )
@@ -138,7 +139,9 @@ def segmentation_report(
 
     Returns:
         JSON-ready dict ``{"empty_mask_convention", "prediction_rule", "input": "probabilities"|"logits",
-        "n_images", "n_positive", "n_empty", "mean_dice", "mean_dice_positive", "bootstrap"}``; the two
+        "n_images", "n_positive", "n_empty", "mean_dice", "mean_dice_positive", "references", "bootstrap"}``;
+        ``references`` holds both metrics of the two trivial predictors (``predict_nothing``,
+        ``predict_everything``) on the same images (protocol v2); the two
         metrics are entries ``{"value", "ci_low", "ci_high", "n_resamples_used", "n_resamples_skipped",
         "undefined_reason"}`` (``mean_dice_positive`` is undefined without a positive image).
     """
@@ -151,6 +154,16 @@ def segmentation_report(
     dice = dice_per_image(pred, true_masks)
     positive = resize_masks_nearest(true_masks, pred.shape[1:]).any(axis=(1, 2))
     units = make_units(dice.size, groups)
+    references = {}
+    for name, fill in (("predict_nothing", False), ("predict_everything", True)):
+        trivial = dice_per_image(np.full(pred.shape, fill, dtype=bool), true_masks)
+        references[name] = {
+            "mean_dice": bootstrap_weighted_mean(trivial, groups, n_boot, seed, confidence,
+                                                 min_valid_fraction).to_dict(),
+            "mean_dice_positive": bootstrap_weighted_mean(
+                trivial, groups, n_boot, seed, confidence, min_valid_fraction, include=positive,
+                undefined_reason="no positive image").to_dict(),
+        }
     return {
         "empty_mask_convention": EMPTY_MASK_CONVENTION,
         "prediction_rule": PREDICTION_RULE,
@@ -163,8 +176,11 @@ def segmentation_report(
             dice, groups, n_boot, seed, confidence, min_valid_fraction, include=positive,
             undefined_reason="no positive image",
         ).to_dict(),
+        "references": references,
         "bootstrap": {
             "n_boot": int(n_boot), "seed": int(seed), "confidence": confidence, "method": "percentile",
             "unit": units.description, "n_units": units.n_units, "min_valid_fraction": min_valid_fraction,
+            "stratified": "mean_dice_positive: patients with and without a positive image resampled separately",
+            "scheme": SCHEME,
         },
     }

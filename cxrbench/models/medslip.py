@@ -90,40 +90,82 @@ class MedslipAdapter:
                                                        allow_download=downloads_allowed())
         return self._text_encoder_obj
 
-    def _queries(self, classes: list[ClassSpec]) -> tuple[Tensor | None, list[int]]:
-        """Custom query matrix (when a class needs one) and per-class query indices."""
-        if all(c.query is not None for c in classes):
-            return None, [observation_index(c.query) for c in classes]
+    def _description_row(self, description: str) -> Tensor:
         book = self.model.pathology_book
-        rows, index = [], []
+        if description not in self._description_cache:
+            self._description_cache[description] = self.text_encoder().encode([description])[0].to(book)
+        return self._description_cache[description].to(book)
+
+    def _decode(self, images: Tensor, classes: list[ClassSpec], need_attention: bool) -> dict[str, Tensor]:
+        """Per-class probabilities (B x C) and, with ``need_attention``, pathology maps (B x C x L, last 4 layers)
+        and the anatomy attention averaged over its queries (B x L).
+
+        The decoder's self-attention mixes its queries, so a class's score depends on the query set. Classes are
+        therefore decoded in the context the model was trained with (protocol v2): vocabulary classes with the
+        whole observation book, and each class outside the vocabulary with the book plus its own description
+        query (read out at the appended row). Adding a description class never changes another class's score."""
         for c in classes:
-            if c.query is not None:
-                rows.append(book[observation_index(c.query)])
-            else:
-                if not c.description:
-                    raise ValueError(f"class {c.label!r} has neither a vocabulary query nor a description")
-                if c.description not in self._description_cache:
-                    encoded = self.text_encoder().encode([c.description])[0]
-                    self._description_cache[c.description] = encoded.to(book)
-                rows.append(self._description_cache[c.description])
-            index.append(len(rows) - 1)
-        return self.model.embed_queries(torch.stack(rows)), index
+            if c.query is None and not c.description:
+                raise ValueError(f"class {c.label!r} has neither a vocabulary query nor a description")
+        model = self.model
+        x_p, x_a = model.encode_image(images.to(self.device))
+        book = model.pathology_book
+        probs = [None] * len(classes)
+        maps = [None] * len(classes)
+        anatomy = None
+
+        def run(queries: Tensor | None) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+            out = model.decode(x_p, x_a, queries, need_attention)
+            logits = model.classifier_pathology(model.dropout_feas_pathology(out["features_pathology"]))
+            return logits.float().softmax(-1)[..., 1], out["attn_pathology"], out.get("attn_anatomy")
+
+        vocab = [i for i, c in enumerate(classes) if c.query is not None]
+        passes: list[tuple[Tensor | None, list[tuple[int, int]]]] = []
+        if vocab:
+            passes.append((None, [(i, observation_index(classes[i].query)) for i in vocab]))
+        described: dict[str, list[int]] = {}
+        for i, c in enumerate(classes):
+            if c.query is None:
+                described.setdefault(c.description, []).append(i)
+        for description, members in described.items():
+            rows = torch.cat([book, self._description_row(description)[None]])
+            passes.append((model.embed_queries(rows), [(i, book.shape[0]) for i in members]))
+        for queries, picks in passes:
+            p, attn_p, attn_a = run(queries)
+            for i, q in picks:
+                probs[i] = p[:, q]
+                if need_attention:
+                    maps[i] = torch.stack(attn_p[-4:]).mean(0)[:, q]
+            if need_attention and anatomy is None and attn_a is not None:
+                anatomy = torch.stack(attn_a[-4:]).mean(0).mean(1)
+        out = {"probs": torch.stack(probs, 1)}
+        if need_attention:
+            out["maps"] = torch.stack(maps, 1)
+            out["anatomy"] = anatomy
+        return out
+
+    @staticmethod
+    def _grid(maps: Tensor) -> Tensor:
+        side = int(round(maps.shape[-1] ** 0.5))
+        return maps.reshape(maps.shape[0], maps.shape[1], side, side).float().cpu()
 
     # ----------------------------------------------------------- inference
     @torch.no_grad()
     def zero_shot(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:
-        queries, index = self._queries(classes)
-        out = self.model(images.to(self.device), need_attention=False, pathology_queries=queries)
-        probs = out["logits_pathology"].float().softmax(-1)[..., 1]
-        return probs[:, index].cpu()
+        return self._decode(images, classes, need_attention=False)["probs"].cpu()
 
     @torch.no_grad()
     def ground(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:
-        queries, index = self._queries(classes)
-        out = self.model(images.to(self.device), need_attention=True, pathology_queries=queries)
-        maps = torch.stack(out["attn_pathology"][-4:]).mean(0)[:, index]  # B x C x L
-        side = int(round(maps.shape[-1] ** 0.5))
-        return maps.reshape(maps.shape[0], maps.shape[1], side, side).float().cpu()
+        return self._grid(self._decode(images, classes, need_attention=True)["maps"])
+
+    @torch.no_grad()
+    def ground_anatomy_product(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:
+        """The published optional grounding map: the pathology attention (last 4 layers) times the anatomy
+        decoder's attention averaged over its queries (last 4 layers), B x C x h x w."""
+        out = self._decode(images, classes, need_attention=True)
+        if out["anatomy"] is None:
+            raise ValueError(f"{self.name} has no anatomy stream: 'published-anatomy' grounding does not apply")
+        return self._grid(out["maps"] * out["anatomy"][:, None])
 
     def encoder(self) -> Encoder:
         arch = self.model.config.backbone

@@ -45,13 +45,23 @@ class TaskData:
             torch.zeros(0, 3, self.cache.size, self.cache.size)
 
 
+#: Files the synthetic corpus writes in every dataset folder it generates (``cxrbench synth``).
+SYNTHETIC_MARKERS = ("synthcxr_truth.jsonl", "synthcxr_manifest.json")
+
+
+def is_synthetic_root(root: Path) -> bool:
+    """Whether ``root`` is a folder written by the synthetic corpus generator (its truth/manifest files)."""
+    return any((root / name).is_file() for name in SYNTHETIC_MARKERS)
+
+
 def dataset_root(spec: TaskSpec, data_root: str | Path | None, progress: bool = True) -> tuple[Path, bool]:
-    """The folder to read, generating the embedded synthetic dataset when none is given."""
+    """The folder to read, generating the embedded synthetic dataset when none is given; and whether it holds
+    synthetic data (also true for a ``--data-root`` the synthetic generator wrote)."""
     if data_root is not None:
         root = Path(data_root)
         if not root.exists():
             raise FileNotFoundError(f"--data-root {root} does not exist")
-        return root, False
+        return root, is_synthetic_root(root)
     from cxrbench.synth import default_root
 
     return default_root(spec.dataset, progress=progress), True

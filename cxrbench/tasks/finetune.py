@@ -29,6 +29,10 @@ class FitSettings:
     min_steps_per_epoch: int = 8  # tiny label fractions: repeat the subset so each epoch has some steps
 
 
+class ValidationUndefined(ValueError):
+    """A fine-tuning or segmentation run whose validation metric was never defined."""
+
+
 @dataclass
 class FitResult:
     best_epoch: int
@@ -57,7 +61,9 @@ def fit(model: nn.Module, data: TaskData, rows: pd.DataFrame, targets: Callable[
         trainable: list[nn.Parameter] | None = None) -> FitResult:
     """Train ``model``; after each epoch ``validate`` returns the selection metric (higher is better).
 
-    The best epoch's weights are loaded back into ``model`` at the end.
+    The best epoch's weights are loaded back into ``model`` at the end. Raises :class:`ValidationUndefined`
+    when the metric was never defined (for example no positive validation image): the run then has no
+    selected checkpoint, and evaluating the untrained weights instead would report a number nobody chose.
     """
     torch.manual_seed(seed)
     params = trainable if trainable is not None else [p for p in model.parameters() if p.requires_grad]
@@ -86,6 +92,11 @@ def fit(model: nn.Module, data: TaskData, rows: pd.DataFrame, targets: Callable[
                 stale += 1
                 if stale > settings.patience:
                     break
+    if best_val is None:
+        raise ValidationUndefined(
+            f"the validation metric was never defined in {len(history)} epoch(s) (for example the validation "
+            "split has no positive image of any class): no checkpoint can be selected, and the untrained weights "
+            "are not evaluated")
     model.load_state_dict(best_state)
     model.eval()
     return FitResult(best_epoch, best_val, history)

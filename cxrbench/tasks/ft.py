@@ -50,14 +50,17 @@ class EncoderClassifier(nn.Module):
 
 
 def masked_bce(logits: Tensor, targets: Tensor) -> Tensor:
-    """BCE over the known (non-NaN) labels only."""
+    """BCE over the known (non-NaN) labels only; a batch without any known label contributes an exact zero
+    (with a gradient of zeros), never the NaN of a mean over nothing."""
     known = ~torch.isnan(targets)
+    if not known.any():
+        return logits.sum() * 0.0
     return F.binary_cross_entropy_with_logits(logits[known], targets[known])
 
 
 def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label_frac: float,
         device: torch.device, subset_rows, settings: FitSettings, linear_probe: bool = False,
-        progress: bool = True, **_: Any) -> dict:
+        progress: bool = True, threshold_on: str = "val", **_: Any) -> dict:
     encoder = adapter.encoder()
     model = EncoderClassifier(encoder, len(data.spec.classes), linear_probe).to(device)
     labels = torch.tensor(data.labels(subset_rows), dtype=torch.float32)
@@ -75,13 +78,15 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
                  progress)
     val_scores, test_scores = predict(val), predict(test)
     report = classification_report(val_scores, val_labels, test_scores, data.labels(test), list(data.spec.labels),
-                                   groups=test["patient_id"].to_numpy(), n_boot=n_boot, seed=0)
+                                   groups=test["patient_id"].to_numpy(), n_boot=n_boot, seed=0,
+                                   threshold_on=threshold_on)
     roc = roc_png(test_scores, data.labels(test), list(data.spec.labels), out_dir)
     return {
         "metrics": report,
         "summary": summary_entries(report["macro"], data.spec.metrics),
         "selection": {"metric": "val macro AUC", "best_epoch": result.best_epoch, "best_val": result.best_val,
-                      "history": result.history, "thresholds": report["thresholds"], "chosen_on": "val"},
+                      "history": result.history, "thresholds": report["thresholds"], "chosen_on": threshold_on,
+                      "threshold_on": threshold_on, "checkpoint_chosen_on": "val"},
         "training": {"mode": "linear-probe" if linear_probe else "full fine-tuning", "encoder": encoder.source,
                      "layer4": None if linear_probe else f"random {encoder.arch} layer4", **settings.__dict__},
         "n_eval": {"train": len(subset_rows), "val": len(val), "test": len(test)},

@@ -2,8 +2,10 @@
 
 The encoder's multi-scale features (strides 2, 4, 8, 16) feed MONAI's ``UNetDecoder`` and
 ``SegmentationHead`` (the blocks of ``FlexibleUNet``); the loss is MONAI's ``DiceCELoss`` on the
-sigmoid output. Selection and early stopping use the validation mean Dice (SIIM-ACR convention:
-an empty ground truth scores 1 if the prediction is empty, else 0); the test split is evaluated once.
+sigmoid output. Selection and early stopping use the validation Dice over positive images (protocol v2: a
+predict-nothing model scores 0 there, while it wins the all-image mean on a test set of mostly empty masks);
+the test split is evaluated once. The two trivial references (predict nothing, predict the whole image) are
+computed on the same test images and stored with the metrics.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ class EncoderUNet(nn.Module):
 
 
 def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label_frac: float,
-        device: torch.device, subset_rows, settings: FitSettings, progress: bool = True, **_: Any) -> dict:
+        device: torch.device, subset_rows, settings: FitSettings, progress: bool = True, threshold_on: str = "val",
+        **_: Any) -> dict:
+    if threshold_on != "val":
+        raise ValueError("segmentation has no threshold to choose (sigmoid > 0.5): --threshold-on test does not "
+                         "apply to it")
     encoder = adapter.encoder()
     model = EncoderUNet(encoder).to(device)
     size = data.cache.size
@@ -55,8 +61,12 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
         with torch.no_grad():
             return batched(lambda x: model(x.to(device)), data, rows).numpy()[:, 0]
 
-    def validate(_model) -> float:
-        return float(dice_per_image(binarise_logits(logits(val)), val_masks).mean())
+    val_positive = val_masks.reshape(len(val_masks), -1).any(1)
+
+    def validate(_model) -> float | None:
+        if not val_positive.any():
+            return None  # undefined: fit() refuses to select on it
+        return float(dice_per_image(binarise_logits(logits(val)), val_masks)[val_positive].mean())
 
     # training masks follow the images through the same geometric augmentation only when it is the
     # identity; segmentation therefore trains without augmentation
@@ -76,8 +86,9 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
     return {
         "metrics": report,
         "summary": summary,
-        "selection": {"metric": "val mean Dice (SIIM convention)", "best_epoch": result.best_epoch,
-                      "best_val": result.best_val, "history": result.history, "chosen_on": "val"},
+        "selection": {"metric": "val Dice over positive images", "best_epoch": result.best_epoch,
+                      "best_val": result.best_val, "history": result.history, "chosen_on": "val",
+                      "threshold_on": "val"},
         "training": {"decoder": "MONAI UNetDecoder + SegmentationHead", "loss": "MONAI DiceCELoss(sigmoid)",
                      "encoder": encoder.source, **settings.__dict__},
         "n_eval": {"train": len(subset_rows), "val": len(val), "test": len(test)},

@@ -22,7 +22,7 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, threshold_on: st
     return {
         "metrics": report,
         "summary": summary_entries(report["macro"], data.spec.metrics),
-        "selection": {"thresholds": report["thresholds"], "chosen_on": threshold_on},
+        "selection": {"thresholds": report["thresholds"], "chosen_on": threshold_on, "threshold_on": threshold_on},
         "n_eval": {"val": len(val), "test": len(test)},
         "artifacts": [roc] if roc else [],
     }

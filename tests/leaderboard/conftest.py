@@ -17,9 +17,20 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def make_record(model: str, task: str, seed: int, values: dict[str, float | None],
-                label_fraction: float | None = None, ci: float = 0.02, synthetic: bool = True) -> dict[str, Any]:
-    """A minimal schema-valid record; ``values`` maps summary metrics to values (None: undefined)."""
+#: Default trivial segmentation references of :func:`make_record` (metric -> value).
+REFERENCES = {"predict_nothing": {"mean_dice": 0.30, "mean_dice_positive": 0.0},
+              "predict_everything": {"mean_dice": 0.05, "mean_dice_positive": 0.20}}
+
+
+def make_record(model: str, task: str, seed: int | None, values: dict[str, float | None],
+                label_fraction: float | None = None, ci: float = 0.02, synthetic: bool = True,
+                protocol: str = "cxrbench-eval/2", threshold_on: str = "val", weights: str = "trained",
+                training_mode: str | None = None, references: dict[str, dict[str, float]] | None = None,
+                skipped: int = 0) -> dict[str, Any]:
+    """A minimal schema-valid record; ``values`` maps summary metrics to values (None: undefined).
+
+    Protocol v2 by default (``evaluation`` block, ``model.weights``, ``data.kind``); ``protocol="cxrbench-eval/1"``
+    gives a record as v1 wrote it. Segmentation records carry ``references`` (default :data:`REFERENCES`)."""
     spec = TASKS[task]
     summary = {m: {"value": v, "ci_low": None if v is None else v - ci, "ci_high": None if v is None else v + ci}
                for m, v in values.items()}
@@ -27,19 +38,34 @@ def make_record(model: str, task: str, seed: int, values: dict[str, float | None
     if spec.setting in ("ft", "seg"):
         subset = {"fraction": label_fraction, "seed": seed, "path": "subset.txt", "n_images": 10,
                   "sha256": sha(f"subset-{task}-{label_fraction}-{seed}")}
+    v2 = protocol != "cxrbench-eval/1"
+    metrics: dict[str, Any] = {}
+    if spec.setting == "seg" and v2:
+        refs = REFERENCES if references is None else references
+        metrics["references"] = {name: {m: {"value": v, "ci_low": v, "ci_high": v} for m, v in per.items()}
+                                 for name, per in refs.items()}
     record = {
-        "schema": "cxrbench.result/1", "protocol": "cxrbench-eval/1",
+        "schema": "cxrbench.result/1", "protocol": protocol,
         "model": {"name": model, "checkpoint": f"/ckpt/{model}", "checkpoint_sha256": sha(f"ckpt-{model}")},
         "task": {"name": task, "dataset": spec.dataset, "setting": spec.setting, "notes": spec.notes,
                  "classes": [{"label": c.label} for c in spec.classes]},
-        "label_fraction": label_fraction, "seed": seed, "summary": summary, "metrics": {},
-        "selection": {"chosen_on": "val"}, "training": None, "n_eval": 20,
+        "label_fraction": label_fraction, "seed": seed, "summary": summary, "metrics": metrics,
+        "selection": {"chosen_on": threshold_on}, "training": None, "n_eval": 20,
         "data": {"root": "/synth", "synthetic": synthetic,
                  "splits": {s: {"sha256": sha(f"{task}-{s}"), "n_images": 20} for s in ("train", "val", "test")},
-                 "subset": subset, "skipped_files": []},
+                 "subset": subset, "skipped_files": [{"path": f"bad{i}.png", "reason": "x"} for i in range(skipped)]},
         "environment": {"versions": {"cxrbench": "0.1.0"}, "device": "cpu", "git_commit": None},
         "artifacts": [], "created": "2025-01-01T00:00:00+00:00", "wall_time_s": 1.0,
     }
+    if v2:
+        if spec.setting in ("ft", "seg") and training_mode is None:
+            training_mode = "full fine-tuning" if spec.setting == "ft" else "segmentation (U-Net decoder)"
+        record["model"]["weights"] = weights
+        record["data"].update(kind="synthetic" if synthetic else "real", split_seed=0)
+        record["evaluation"] = {"deterministic": spec.setting in ("zs", "ground"), "threshold_on": threshold_on,
+                                "training_mode": training_mode,
+                                "grounding_postprocess": "protocol" if spec.setting == "ground" else None,
+                                "split_seed": 0, "split_file": None}
     validate_record(record)
     return record
 
@@ -59,11 +85,10 @@ def full(setting: str, base: float) -> dict[str, float]:
 
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
-    """Two models on a zs task and a seg task (two fractions, two/three seeds)."""
+    """Two models on a zs task (deterministic: one record each) and a seg task (two fractions, one/three seeds)."""
     root = tmp_path / "board" / "results"
-    for seed, (a, b) in enumerate([(0.70, 0.60), (0.72, 0.62)]):
-        write_record(root, make_record("medslip", "rsna-zs", seed, full("zs", a)))
-        write_record(root, make_record("clip", "rsna-zs", seed, full("zs", b)))
+    write_record(root, make_record("medslip", "rsna-zs", None, full("zs", 0.70)))
+    write_record(root, make_record("clip", "rsna-zs", None, full("zs", 0.60)))
     for frac in (0.1, 1.0):
         for seed in (0, 1, 2):
             write_record(root, make_record("medslip", "siim-seg", seed, full("seg", 0.5 + frac / 10 + seed / 100),

@@ -80,14 +80,14 @@ def test_check_fails_with_a_diff_when_a_record_is_edited(results_dir: Path) -> N
     out = results_dir.parent
     write_leaderboard(results_dir, out)
     assert check_leaderboard(results_dir, out).ok
-    path = results_dir / "clip" / "rsna-zs" / "frac-none_seed-0.json"
+    path = results_dir / "clip" / "rsna-zs" / "frac-none_seed-none.json"
     record = json.loads(path.read_text())
     record["summary"]["auc"]["value"] = 0.99
     path.write_text(json.dumps(record))
     outcome = check_leaderboard(results_dir, out)
     assert not outcome.ok
     assert "differs:" in outcome.report and "rsna-zs.md" in outcome.report
-    assert "+++" in outcome.report and "0.805" in outcome.report  # mean of 0.99 and 0.62
+    assert "+++" in outcome.report and "0.990" in outcome.report
 
     result = CliRunner().invoke(app, ["leaderboard", "--results", str(results_dir), "--out", str(out), "--check"])
     assert result.exit_code == 1
@@ -142,7 +142,7 @@ def test_seeds_aggregate_as_mean_std_and_one_seed_keeps_its_ci(results_dir: Path
     # clip, one seed: the record's value and bootstrap interval
     assert _row(lines, "clip")[1] == "0.410 [0.390, 0.430] (n=1)"
     zs = _section_lines((out / "rsna-zs.md").read_text(), "Metrics")
-    assert _row(zs, "medslip")[1] == "**0.710 ± 0.014 (n=2)**"
+    assert _row(zs, "medslip")[1] == "**0.700 [0.680, 0.720] (n=1)**"  # deterministic: one record, its CI
 
     data = json.loads((out / "siim-seg.json").read_text())
     cell = next(c for c in data["cells"] if c["row"] == "medslip" and c["metric"] == "mean_dice"
@@ -153,18 +153,20 @@ def test_seeds_aggregate_as_mean_std_and_one_seed_keeps_its_ci(results_dir: Path
 
 def test_undefined_seeds_are_counted_and_left_out(tmp_path: Path) -> None:
     root = tmp_path / "results"
-    write_record(root, make_record("m", "rsna-zs", 0, {"auc": 0.8, "auprc": None, "f1": None, "accuracy": None}))
-    write_record(root, make_record("m", "rsna-zs", 1, {"auc": None, "auprc": None, "f1": None, "accuracy": None}))
+    undefined = {"auc": None, "auprc": None, "f1": None, "accuracy": None}
+    write_record(root, make_record("m", "rsna-ft", 0, {**undefined, "auc": 0.8}, label_fraction=1.0))
+    write_record(root, make_record("m", "rsna-ft", 1, undefined, label_fraction=1.0))
     write_leaderboard(root, tmp_path)
-    row = _row(_section_lines((tmp_path / "rsna-zs.md").read_text(), "Metrics"), "m")
-    assert row[1] == "0.800 [0.780, 0.820] (n=1, 1 undefined)"
-    assert row[2] == "undefined (n=0, 2 undefined)"
+    md = (tmp_path / "rsna-ft.md").read_text()
+    row = [_row(_section_lines(md, t), "m")[1] for t in ("AUC", "AUPRC")]
+    assert row[0] == "0.800 [0.780, 0.820] (n=1, 1 undefined)"
+    assert row[1] == "undefined (n=0, 2 undefined)"
 
 
 def test_best_per_column_is_bold_and_ties_are_all_bold(tmp_path: Path) -> None:
     root = tmp_path / "results"
-    write_record(root, make_record("a", "rsna-zs", 0, {"auc": 0.80, "auprc": 0.5, "f1": 0.30, "accuracy": 0.7}))
-    write_record(root, make_record("b", "rsna-zs", 0, {"auc": 0.70, "auprc": 0.6, "f1": 0.30, "accuracy": None}))
+    write_record(root, make_record("a", "rsna-zs", None, {"auc": 0.80, "auprc": 0.5, "f1": 0.30, "accuracy": 0.7}))
+    write_record(root, make_record("b", "rsna-zs", None, {"auc": 0.70, "auprc": 0.6, "f1": 0.30, "accuracy": None}))
     write_leaderboard(root, tmp_path)
     lines = _section_lines((tmp_path / "rsna-zs.md").read_text(), "Metrics")
     a, b = _row(lines, "a"), _row(lines, "b")
@@ -238,11 +240,11 @@ def test_every_record_is_traced_with_checkpoint_and_subset(results_dir: Path) ->
 
 def test_an_invalid_record_is_named(tmp_path: Path) -> None:
     root = tmp_path / "results"
-    path = write_record(root, make_record("m", "rsna-zs", 0, full("zs", 0.5)))
+    path = write_record(root, make_record("m", "rsna-zs", None, full("zs", 0.5)))
     record = json.loads(path.read_text())
     del record["summary"]
     path.write_text(json.dumps(record))
-    with pytest.raises(ValueError, match="frac-none_seed-0.json"):
+    with pytest.raises(ValueError, match="frac-none_seed-none.json"):
         write_leaderboard(root, tmp_path)
 
 
@@ -258,11 +260,11 @@ def test_a_missing_results_folder_is_an_error_not_an_empty_leaderboard(results_d
 
 def test_seeds_from_different_checkpoints_are_refused(results_dir: Path) -> None:
     """A cell averages seeds of one checkpoint; a stale record of another checkpoint must not slip in."""
-    path = results_dir / "clip" / "rsna-zs" / "frac-none_seed-1.json"
+    path = results_dir / "medslip" / "siim-seg" / "frac-0.1_seed-1.json"
     record = json.loads(path.read_text())
     before = record["model"].get("checkpoint_sha256")
     record["model"]["checkpoint_sha256"] = "f" * 64
     assert before != record["model"]["checkpoint_sha256"]
     path.write_text(json.dumps(record))
-    with pytest.raises(ValueError, match="clip on rsna-zs come from 2 different checkpoints"):
+    with pytest.raises(ValueError, match="medslip on siim-seg come from 2 different checkpoints"):
         build_tables(load_records(results_dir, results_dir.parent), [])

@@ -56,7 +56,9 @@ def test_grid_pairs_models_with_supported_settings(two_models: None) -> None:
         assert (j.label_frac is not None) == trained
     medslip = [j for j in jobs if j.model == "medslip"]
     n_trained = sum(TASKS[t].setting in ("ft", "seg") for t in TASKS)
-    assert len(medslip) == 2 * (n_trained * 2 + (len(TASKS) - n_trained))
+    # trained tasks: 2 fractions x 2 seeds; zero-shot tasks are deterministic: one job, without a seed
+    assert len(medslip) == 2 * n_trained * 2 + (len(TASKS) - n_trained)
+    assert all((j.seed is None) == (TASKS[j.task].setting in ("zs", "ground")) for j in jobs)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 7])
@@ -93,8 +95,8 @@ def test_run_sweep_resumes_with_skip_existing(monkeypatch: pytest.MonkeyPatch, t
     options = RunOptions(out=tmp_path, overwrite=True)
     paths = run_sweep(["medslip"], ["rsna-zs", "siim-seg"], [0.1, 1.0], [0, 1], shard=(1, 2), options=options)
     expected = shard_jobs(expand_grid(["medslip"], ["rsna-zs", "siim-seg"], [0.1, 1.0], [0, 1]), (1, 2))
-    assert calls == [(j.model, j.task, j.label_frac, j.seed) for j in expected]
-    assert len(paths) == len(expected) == 3
+    assert calls == [(j.model, j.task, j.label_frac, 0 if j.seed is None else j.seed) for j in expected]
+    assert len(paths) == len(expected) == 2  # (1 zs job + 4 seg jobs), shard 1 of 2
 
 
 def test_run_sweep_keeps_going_and_reports_failures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -105,7 +107,7 @@ def test_run_sweep_keeps_going_and_reports_failures(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(cxrbench.run, "run", flaky_run)
     with pytest.raises(SweepFailed) as info:
-        run_sweep(["medslip"], ["rsna-zs"], [1.0], [0, 1, 2], options=RunOptions(out=tmp_path))
+        run_sweep(["medslip"], ["rsna-ft"], [1.0], [0, 1, 2], options=RunOptions(out=tmp_path))
     assert len(info.value.paths) == 2 and len(info.value.failures) == 1
     assert "boom" in str(info.value)
 

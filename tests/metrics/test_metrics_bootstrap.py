@@ -74,16 +74,29 @@ def test_grouped_resampling_keeps_patients_together():
     assert split > 0
 
 
-def test_undefined_resamples_are_skipped_and_ci_undefined_when_too_few():
+def test_unstratified_undefined_resamples_never_give_a_conditioned_interval():
     s, y = _binary(2, n=40)
     y[:] = 0.0
     y[0] = 1.0
     res = bootstrap_ci(_auc_on(s, y), len(y), n_boot=300, seed=0)
     assert 60 < res.n_skipped < 160  # ~ (1 - 1/40)^40 = 36 % lack the positive
     assert res.n_used + res.n_skipped == 300
-    assert res.ci_low is not None
-    strict = bootstrap_ci(_auc_on(s, y), len(y), n_boot=300, seed=0, min_valid_fraction=0.9)
-    assert strict.value is not None and strict.ci_low is None and "only" in strict.reason
+    # protocol v2: an interval over the defined resamples only would be conditioned, not estimated
+    assert res.value is not None and res.ci_low is None and "only" in res.reason
+    # stratified by the label: every resample keeps its positive, none is discarded
+    strat = bootstrap_ci(_auc_on(s, y), len(y), n_boot=300, seed=0, strata=y)
+    assert strat.n_skipped == 0 and strat.ci_low is not None
+
+
+def test_one_stratum_gives_the_unstratified_resamples():
+    groups = np.arange(50) // 3
+    plain = np.concatenate(list(resample_weights(50, groups, n_boot=120, seed=4)))
+    same = np.concatenate(list(resample_weights(50, groups, n_boot=120, seed=4, strata=np.ones(50))))
+    np.testing.assert_array_equal(plain, same)
+    strata = (np.arange(50) < 7).astype(int)
+    for w in resample_weights(50, groups, n_boot=120, seed=4, strata=strata):
+        # as many draws of positive patients as there are positive patients (3 patients hold the 7 images)
+        assert np.all(w[:, strata == 1].sum(axis=1) > 0)
     undefined = interval_from_samples(float("nan"), np.full(10, np.nan), point_reason="no positive image")
     assert undefined.value is None and undefined.reason == "no positive image"
 
@@ -97,8 +110,9 @@ def test_vectorised_classification_bootstrap_equals_loop():
     groups = np.arange(n) // 2
     t = np.array([0.2, 0.5, 0.8])
     reps = bootstrap_classification(s, y, t, groups, n_boot=30, seed=9)
-    for b, idx in enumerate(resample_indices(n, groups, n_boot=30, seed=9)):
-        for k in range(c):
+    for k in range(c):
+        strata = np.where(y[:, k] == 1, 2, np.where(y[:, k] == 0, 1, 0))  # stratified per class
+        for b, idx in enumerate(resample_indices(n, groups, n_boot=30, seed=9, strata=strata)):
             yy, ss = y[idx, k], s[idx, k]
             known = ~np.isnan(yy)
             yy, ss = yy[known], ss[known]

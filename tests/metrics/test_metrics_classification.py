@@ -187,14 +187,20 @@ def test_report_structure_and_intervals():
     assert rep_again == rep
 
 
-def test_rare_class_resamples_are_skipped_and_counted():
-    s, y = _data(14, n=200, c=2)
+def test_three_positives_give_intervals_without_discarded_resamples():
+    """Issue 16: with 3 positives about 1 resample in 20 lacks them all; v1 skipped those (and accepted an interval
+    with half the resamples valid). v2 resamples positives and negatives separately: all 1000 are used."""
+    s, y = _data(14, n=60, c=2)
     y[:, 1] = 0.0
-    y[0, 1] = 1.0  # a single positive: about e^-1 of resamples lack it
-    rep = classification_report(s, y, s, y, ["a", "b"], n_boot=300)
-    e = rep["per_class"]["b"]["auc"]
-    assert 60 < e["n_resamples_skipped"] < 160
-    assert rep["macro"]["auc"]["n_resamples_skipped"] == e["n_resamples_skipped"]
+    y[[3, 17, 40], 1] = 1.0
+    groups = np.arange(60) // 2  # patients of two images
+    rep = classification_report(s, y, s, y, ["a", "b"], groups=groups, n_boot=1000)
+    for m in ("auc", "auprc", "f1", "accuracy"):
+        e = rep["per_class"]["b"][m]
+        assert e["n_resamples_skipped"] == 0 and e["n_resamples_used"] == 1000
+        assert e["ci_low"] is not None and e["ci_low"] <= e["value"] <= e["ci_high"]
+        assert rep["macro"][m]["n_resamples_skipped"] == 0 and rep["macro"][m]["ci_low"] is not None
+    assert "stratified" in rep["bootstrap"] and rep["bootstrap"]["n_boot"] == 1000
 
 
 def test_bad_inputs_raise():

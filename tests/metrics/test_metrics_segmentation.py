@@ -78,3 +78,22 @@ def test_permuted_ground_truth_changes_dice():
     pred = binarise_logits(logits)
     perm = np.roll(np.arange(len(gt)), 1)
     assert dice_per_image(pred, gt).mean() > dice_per_image(pred, gt[perm]).mean()
+
+
+def test_both_trivial_references_are_computed_on_the_same_images():
+    """Issue 16 (protocol v2): predict-nothing wins all-image Dice on mostly empty test sets (0.694 on the demo);
+    the report now carries both trivial predictors so that a table can show them and bold only above them."""
+    from cxrbench.metrics.segmentation import segmentation_report
+
+    masks = np.zeros((10, 8, 8), dtype=bool)
+    masks[:3, 2:6, 2:6] = True  # 3 positive images of 16 pixels each, 7 empty ones
+    report = segmentation_report(masks, probabilities=np.zeros((10, 8, 8)), n_boot=200,
+                                 groups=np.arange(10) // 2)
+    refs = report["references"]
+    assert refs["predict_nothing"]["mean_dice"]["value"] == pytest.approx(0.7)  # the share of empty images
+    assert refs["predict_nothing"]["mean_dice_positive"]["value"] == 0.0
+    assert refs["predict_everything"]["mean_dice"]["value"] == pytest.approx(3 * (32 / 80) / 10)
+    assert refs["predict_everything"]["mean_dice_positive"]["value"] == pytest.approx(32 / 80)
+    # the predict-nothing model itself equals its reference, and no resample of positive-image Dice is lost
+    assert report["mean_dice"]["value"] == refs["predict_nothing"]["mean_dice"]["value"]
+    assert report["mean_dice_positive"]["n_resamples_skipped"] == 0
