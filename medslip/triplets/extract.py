@@ -246,7 +246,8 @@ def _subject(toks: list[list], verb: int) -> list[int]:
     return out
 
 
-def _anatomy_group(toks: list[list], j: int, step: int, words: list[str], r: Rules) -> list[int]:
+def _anatomy_group(toks: list[list], j: int, step: int, words: list[str], r: Rules,
+                   located_at: bool = False) -> list[int]:
     """Anatomy token j plus the anatomy tokens joined to it by "and" / "or", or next to it (modifier words
     between allowed: "right hilar and paratracheal", "retrocardiac left lower lobe")."""
     group = [j]
@@ -256,11 +257,19 @@ def _anatomy_group(toks: list[list], j: int, step: int, words: list[str], r: Rul
                 _bridged(words, toks[j][3], toks[j + 1][2], r) if step > 0
                 else _bridged(words, toks[j - 1][3], toks[j][2], r)):
             j += step
-        elif 0 <= j + 2 * step < n and toks[j + step][0] == AND and toks[j + 2 * step][0] == ANAT:
+        elif (0 <= j + 2 * step < n and toks[j + step][0] == AND and toks[j + 2 * step][0] == ANAT
+              and not (located_at and _owned(toks, j + 2 * step, step, words, r))):
             j += 2 * step
         else:
             return group
         group.append(j)
+
+
+def _owned(toks: list[list], k: int, step: int, words: list[str], r: Rules) -> bool:
+    """Head k, reached forwards over "and", modifies the observation right after it, so it is not part of
+    the group ("degenerative disease of the spine as well as rib fractures")."""
+    return (step > 0 and k + 1 < len(toks) and toks[k + 1][0] == OBS
+            and _bridged(words, toks[k][3], toks[k + 1][2], r))
 
 
 def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]:
@@ -291,7 +300,7 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
             # scarring in the upper lobe")
             before = _anatomy_group(toks, idx - 1, -1, words, r) if (
                 idx and toks[idx - 1][0] == ANAT and toks[idx - 1][3] == t[2]) else []
-            return before + _anatomy_group(toks, j, 1, words, r)
+            return before + _anatomy_group(toks, j, 1, words, r, located_at=True)
         if (not gap or all(w in r.modifier_words for w in gap)) and (skipped or j == idx + 1):
             adjacent_after = _anatomy_group(toks, j, 1, words, r)  # "enlarged heart", "atelectasis is seen bibasilar"
     # 2. a predicate ("the heart and lungs are normal"): every head of the subject; otherwise the nearest
@@ -309,7 +318,8 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
             break
         if k == ANAT:
             nxt = toks[j + 1]
-            if j + 1 != idx and nxt[0] == OBS and nxt[2] == toks[j][3] and not _chain(toks, j + 1, idx, words, r):
+            if (j + 1 != idx and nxt[0] == OBS and nxt[2] == toks[j][3] and not _chain(toks, j + 1, idx, words, r)
+                    and not (nxt[1] in r.normal and t[1] in r.normal)):  # "lungs clear and expanded"
                 break  # "pleural effusion or pneumothorax": "pleural" belongs to the effusion
             return _anatomy_group(toks, j, -1, words, r)
         j -= 1
