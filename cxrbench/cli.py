@@ -13,11 +13,19 @@ class _CommandLine(TyperGroup):
     (:mod:`cxrbench.errors`: 2 for user errors); the traceback only with ``--debug``."""
 
     def invoke(self, ctx):  # noqa: ANN001 - typer's Context
-        from cxrbench.errors import debug_enabled, describe_error
+        from cxrbench.errors import debug_enabled, describe_error, one_line
+
+        from typer._click.exceptions import UsageError
 
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):  # usage errors, explicit exits
+        except UsageError as err:  # a bad or missing option of a sub-command: one line too, exit code 2
+            if debug_enabled():
+                raise
+            where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+            typer.echo(f"error: {one_line(err.format_message())}{where}", err=True)
+            raise typer.Exit(err.exit_code) from None
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):  # explicit exits
             raise
         except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the one place errors become messages
             if debug_enabled():

@@ -53,6 +53,7 @@ CASES: tuple[Case, ...] = (
     Case("label-frac-1.5", "`--label-frac 1.5`", "--label-frac 1.5: 1.5 is not in (0, 1]", 2),
     Case("label-frac-abc", "`--label-frac abc`", "--label-frac abc: 'abc' is not a number", 2),
     Case("no-positives", "`ft` on a training split without a positive label", "has no positive label", 2),
+    Case("missing-option", "`run` without `--model`", "Missing option '--model'", 2),
     Case("unknown-task", "`--task nope`", "unknown task 'nope'", 2),
     Case("unknown-model", "`--model nope`", "unknown model 'nope'", 2),
     Case("unknown-dataset", "`data check nope`", "unknown dataset 'nope'", 2),

@@ -292,6 +292,7 @@ def test_training_split_without_positives(tmp_path, tiny_checkpoint):
 
 
 def test_unknown_names(tmp_path):
+    check("missing-option", cli("run", "--task", "nih-zs"), "run --help")
     check("unknown-task", cli("run", "--model", "medslip", "--task", "nope"), "nih-zs")
     check("unknown-model", cli("run", "--model", "nope", "--task", "nih-zs"), "medslip")
     check("unknown-dataset", cli("data", "check", "nope", "--root", tmp_path), "nih-cxr14")
