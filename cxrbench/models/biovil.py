@@ -108,9 +108,8 @@ class BiovilAdapter:
     def _prompt_sets(classes: list[ClassSpec]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
         """The published sets where BioViL's code has them (pneumonia), else the task's own prompts."""
         from baselines.biovil.prompts import published_prompts
-        from baselines.clip.prompts import prompt_sets
 
-        return [published_prompts(c.label) or prompt_sets(c) for c in classes]
+        return [published_prompts(c.label) or c.prompt_sets() for c in classes]
 
     @torch.no_grad()
     def scores(self, images: Tensor, classes: list[ClassSpec]) -> Tensor:

@@ -190,7 +190,7 @@ def test_cxrbench_run_open_clip_rn50_ground(tmp_path, small_roots):
                                       "siim-ground", "--image-size", str(SIZE), "--data-root", str(root), "--out",
                                       str(out), "--n-boot", "20", "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
-    ground = json.loads((out / "open-clip" / "siim-ground" / "frac-none_seed-0.json").read_text())
+    ground = json.loads((out / "open-clip" / "siim-ground" / "frac-none_seed-none.json").read_text())
     validate_record(ground)
     assert ground["model"]["image_tower"] == "ModifiedResNet" and "v_proj" in ground["model"]["grounding"]
     assert ground["n_eval"]["test_pairs"] > 0 and ground["summary"]["pointing_game"]["value"] is not None

@@ -94,7 +94,7 @@ def test_grounding_runs_on_a_resized_mirror(tmp_path: Path, monkeypatch) -> None
     result = CliRunner().invoke(app, ["run", "--model", "medslip", "--task", "nih-ground", "--data-root", str(root),
                                       "--checkpoint", str(ckpt), "--out", str(out), "--n-boot", "10", "--no-progress"])
     assert result.exit_code == 0, result.output
-    [path] = out.rglob("frac-none_seed-0.json")
+    [path] = out.rglob("frac-none_seed-none.json")
     record = json.loads(path.read_text())
     table = DATASETS["nih-cxr14"].load(root)
     test = table[table["split"] == "test"]

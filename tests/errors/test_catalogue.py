@@ -408,7 +408,7 @@ def test_demo_checkpoint_refused_on_real_data(tmp_path):
 def test_record_already_present(tmp_path, tiny_checkpoint):
     root = builders.make_covidx(_mk(tmp_path / "covidx"))
     results = tmp_path / "results"
-    record = results / "medslip" / "covidx-zs" / "frac-none_seed-0.json"
+    record = results / "medslip" / "covidx-zs" / "frac-none_seed-none.json"
     record.parent.mkdir(parents=True)
     record.write_text('{"kept": true}\n')
     before = snapshot(results)
@@ -463,7 +463,7 @@ def test_disk_full_while_writing_the_record(tmp_path, tiny_checkpoint, monkeypat
     monkeypatch.setattr(medslip.atomic, "write_text_atomic", full_disk)
     out = cli(*zs_args("covidx-zs", root, tiny_checkpoint, results))
     monkeypatch.undo()
-    record = results / "medslip" / "covidx-zs" / "frac-none_seed-0.json"
+    record = results / "medslip" / "covidx-zs" / "frac-none_seed-none.json"
     check("disk-full", out, record)
     assert not record.exists() and list(record.parent.glob(".*.tmp")) == []
     assert cli(*zs_args("covidx-zs", root, tiny_checkpoint, results)).code == 0
@@ -506,7 +506,7 @@ def test_kill_during_record_write(tmp_path, tiny_checkpoint):
                            "            _die()\n    return _real(path, text)\na.write_text_atomic = _write\n")
     killed = cli_process(*zs_args("covidx-zs", root, tiny_checkpoint, results), prelude=prelude)
     assert killed.returncode == -9
-    record = results / "medslip" / "covidx-zs" / "frac-none_seed-0.json"
+    record = results / "medslip" / "covidx-zs" / "frac-none_seed-none.json"
     assert not record.exists()  # never a half record under the real name
     rerun = cli_process(*zs_args("covidx-zs", root, tiny_checkpoint, results))
     assert rerun.returncode == BY_ID["kill-record-write"].code, rerun.stderr

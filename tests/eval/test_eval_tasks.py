@@ -163,10 +163,14 @@ def test_published_pth_runs_nih_zs_through_the_same_path(tmp_path, small_roots, 
     record = json.loads(published.read_text())
     validate_record(record)
     assert record["model"]["source"] == "published-pth" and record["model"]["image_size"] == 64
-    # same weights and books (re-encoded from the description file): same probabilities as our checkpoint
+    # same weights, and books re-encoded from the description file (the published loader encodes them with 64
+    # tokens): the same probabilities as our checkpoint given books encoded the same way
     from cxrbench.models.medslip import MedslipAdapter
+    from medslip.books import encode_books
+    from medslip.text import tiny_text_encoder
 
     ours = MedslipAdapter.from_checkpoint(tiny_checkpoint)
+    ours.model.set_books(*encode_books(tiny_text_encoder(width=32, max_length=64)))
     theirs = MedslipAdapter.from_checkpoint(pth, image_size=64, description_file=description,
                                             text_encoder="tiny-random(width=32,layers=2,heads=2,seed=0)")
     images = torch.randn(3, 3, 64, 64)

@@ -41,7 +41,7 @@ def nih_root(tmp_path_factory, isolated_cache) -> Path:
     """A small SynthCXR NIH ChestX-ray14 corpus (shared by the zoo end-to-end tests)."""
     from cxrbench.synth import generate
 
-    return generate("nih-cxr14", tmp_path_factory.mktemp("zoo-synth") / "nih", n=120, size=96, seed=5, progress=False)
+    return generate("nih-cxr14", tmp_path_factory.mktemp("zoo-synth") / "nih", n=240, size=96, seed=5, progress=False)
 
 
 def run_options(tmp_path: Path, root: Path, **kw):

@@ -216,7 +216,7 @@ def test_cli_runs_nih_zs_offline_and_records_the_rule_and_weights(tmp_path, synt
                                       str(synth_roots["nih-cxr14"]), "--out", str(out), "--n-boot", "20",
                                       "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
-    record = json.loads((out / "biovil" / "nih-zs" / "frac-none_seed-0.json").read_text())
+    record = json.loads((out / "biovil" / "nih-zs" / "frac-none_seed-none.json").read_text())
     validate_record(record)
     model = record["model"]
     assert model["zoo"] is True and model["weights"] == "random" and model["random_weights"] is True

@@ -238,10 +238,10 @@ def test_cli_run_end_to_end_offline(task, dataset, synth_roots, tmp_path, no_net
                                       "--image-size", "64", "--data-root", str(synth_roots[dataset]), "--out",
                                       str(out), "--n-boot", "10", "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
-    record = json.loads((out / "gloria" / task / "frac-none_seed-0.json").read_text())
+    record = json.loads((out / "gloria" / task / "frac-none_seed-none.json").read_text())
     validate_record(record)
     model = record["model"]
-    assert model["name"] == "gloria" and model["zoo"] and model["weights"] == "random:small"
+    assert model["name"] == "gloria" and model["zoo"] and model["weights"] == "random" and model["weights_name"] == "random:small"
     assert model["zero_shot_rule"] == "per-image" and "get_attn_maps" in model["grounding"]
     if task == "rsna-ground":
         assert record["n_eval"]["test_pairs"] > 0 and record["summary"]["pointing_game"]["value"] is not None

@@ -191,7 +191,7 @@ def test_cli_run_end_to_end_offline(task, dataset, synth_roots, tmp_path, no_net
                                       "--image-size", "64", "--data-root", str(synth_roots[dataset]), "--out",
                                       str(out), "--n-boot", "10", "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
-    record = json.loads((out / "medklip" / task / "frac-none_seed-0.json").read_text())
+    record = json.loads((out / "medklip" / task / "frac-none_seed-none.json").read_text())
     validate_record(record)
     model = record["model"]
     assert model["name"] == "medklip" and model["zoo"] and model["weights"] == "random"

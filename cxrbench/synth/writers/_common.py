@@ -24,10 +24,14 @@ __all__ = ["LABEL_FRAME", "box_in_label_frame", "mask_in_label_frame", "Tick", "
 LABEL_FRAME = 1024
 
 
-def box_in_label_frame(box: tuple[float, float, float, float], size: int) -> tuple[float, ...]:
-    """An ``(x, y, w, h)`` box of a ``size``-px image in the :data:`LABEL_FRAME` frame."""
+def box_in_label_frame(box: tuple[float, float, float, float], size: int,
+                       jitter: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)) -> tuple[float, ...]:
+    """An ``(x, y, w, h)`` box of a ``size``-px image in the :data:`LABEL_FRAME` frame, plus ``jitter`` (label-frame
+    px), clipped to the frame (a lesion's box may reach past the image edge by a fraction of a pixel)."""
     scale = LABEL_FRAME / size
-    return tuple(float(v) * scale for v in box)
+    x, y, w, h = (float(v) * scale + float(j) for v, j in zip(box, jitter))
+    x0, y0 = max(x, 0.0), max(y, 0.0)
+    return (x0, y0, min(x + w, LABEL_FRAME) - x0, min(y + h, LABEL_FRAME) - y0)
 
 
 def mask_in_label_frame(mask: np.ndarray) -> np.ndarray:

@@ -67,8 +67,7 @@ def write(root: Path, n: int, size: int, seed: int, tick: Tick) -> dict:
                             if b is not None:
                                 jit = rng.uniform(-0.5, 0.5, 4)
                                 label = "Infiltrate" if f.spec.nih == "Infiltration" else f.spec.nih
-                                b = box_in_label_frame(b, size)
-                                boxes.append((name, label, *(float(v) + float(j) for v, j in zip(b, jit))))
+                                boxes.append((name, label, *box_in_label_frame(b, size, tuple(jit))))
             truth.append(truth_record(case, name, rel, patient_id=str(pid), split=split[pid]))
             i += 1
             tick(1)
