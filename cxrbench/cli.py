@@ -261,6 +261,9 @@ _register_data(app)
 from cxrbench.prep import register as _register_prep  # noqa: E402
 
 _register_prep(app)
+from cxrbench.diagnose.cli import register as _register_diagnose  # noqa: E402
+
+_register_diagnose(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
