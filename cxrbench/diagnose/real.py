@@ -125,8 +125,8 @@ def diagnose_real(adapter, settings: frozenset[str], root: Path, dataset: str, w
                 put(f"{key}.{sname}", _na(f"the {sname} stream gives no class maps"))
         put(f"map_follow.{sname}", _na(NEEDS_COUNTERFACTUALS))
         if st["site_hit"]:
-            put(f"site_pointing_game.{sname}", grouped_mean(st["site_hit"]))
-            put(f"site_mass_inside.{sname}", grouped_mean(st["site_mass"]))
+            put("site_pointing_game", grouped_mean(st["site_hit"]))
+            put("site_mass_inside", grouped_mean(st["site_mass"]))
         put(f"probe_class.{sname}", _na("class probes need the counterfactual set (same site, other class)"))
         if st["features"]:
             feats = np.stack(st["features"])[keep]
@@ -137,7 +137,7 @@ def diagnose_real(adapter, settings: frozenset[str], root: Path, dataset: str, w
         else:
             for target in ("side", "zone"):
                 put(f"probe_{target}.{sname}", _na(f"the {sname} stream exposes no frozen features"))
-    if not any("anatomy_maps" in s or s.get("site_hit") for s in stats.values()):
+    if not any(s["site_hit"] for s in stats.values()):
         for key in ("site_pointing_game", "site_mass_inside"):
             put(key, _na("the model has no anatomy queries (no anatomy stream)"))
     metrics["streams"] = {s: {k: st[k] for k in ("role", "features_description", "maps_description")}

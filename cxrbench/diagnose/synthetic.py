@@ -205,12 +205,12 @@ def diagnose_synthetic(adapter, settings: frozenset[str], cset: CounterfactualSe
             for key in ("pointing_game", "mass_inside", "map_follow"):
                 put(f"{key}.{sname}", _na(reason))
         if st["has_anatomy"]:
-            put(f"site_pointing_game.{sname}", _mean_entry(
+            put("site_pointing_game", _mean_entry(
                 np.stack([st["site_hit"][:, v, SITE_OF[v]] for v in (B, M, Z)], 1).mean(1), n_boot, seed))
-            put(f"site_mass_inside.{sname}", _mean_entry(
+            put("site_mass_inside", _mean_entry(
                 np.stack([st["site_mass"][:, v, SITE_OF[v]] for v in (B, M, Z)], 1).mean(1), n_boot, seed))
-            put(f"anatomy_score_follow.{sname}", _mean_entry(_follow(st["site_score"]), n_boot, seed))
-            put(f"anatomy_map_follow.{sname}", _mean_entry(_follow(st["site_mass"]), n_boot, seed))
+            put("anatomy_score_follow", _mean_entry(_follow(st["site_score"]), n_boot, seed))
+            put("anatomy_map_follow", _mean_entry(_follow(st["site_mass"]), n_boot, seed))
         if st["features"]:
             keys = [(i, v) for i in range(n_cases) for v in (B, M, Z, S)]
             feats = np.stack([st["features"][k] for k in keys])
