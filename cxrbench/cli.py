@@ -364,6 +364,10 @@ from cxrbench.zoo.cli import register as _register_zoo  # noqa: E402
 
 _register_zoo(app)
 
+from cxrbench.diagnose.cli import register as _register_diagnose  # noqa: E402
+
+_register_diagnose(app)
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()

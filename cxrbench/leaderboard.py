@@ -883,7 +883,9 @@ def render_all(results: str | Path, reported: str | Path | None, link_base: str 
         files[f"{t.task}.md"] = render_markdown(t)
         files[f"{t.task}.csv"] = render_csv(t)
         files[f"{t.task}.json"] = render_json(t)
-    return files, tables
+    from cxrbench.diagnose.table import add_diagnose_files  # the `diagnose` table (docs/diagnostics.md)
+
+    return add_diagnose_files(files, results, link_base), tables
 
 
 def default_reported(out: str | Path) -> Path:
@@ -940,6 +942,9 @@ def write_leaderboard(results: str | Path, out: str | Path, reported: str | Path
             path = out / f"{t.task}{PLOT_SUFFIX}"
             render_plot(t, path)
             written.append(path)
+        from cxrbench.diagnose.table import write_diagnose_plot
+
+        written += write_diagnose_plot(results, out)
     expected = {p.name for p in written}
     stale_stems = {Path(n).stem for n in _generated_files(out, reported) - expected if n.endswith(".md")}
     for name in sorted(_generated_files(out, reported) - expected):

@@ -125,6 +125,15 @@ class ClipAdapter:
                 "zero_shot": "prompt sets: softmax(scale * [cos(img, mean pos), cos(img, mean neg)])",
                 "grounding": "cosine(projected last feature map, positive class embedding)"}
 
+    @torch.no_grad()
+    def streams(self, images: Tensor, classes: list[ClassSpec]) -> dict[str, dict[str, Any]]:
+        """Per-stream outputs for ``cxrbench diagnose``: one stream, ``image`` (role "both"): features = the
+        normalised image embedding (B x D); ``class_maps`` = :meth:`ground`'s patch-text similarity maps."""
+        return {"image": {"role": "both", "features": self.model.encode_image(images.to(self.device)).float().cpu(),
+                          "features_description": "L2-normalised image embedding",
+                          "class_maps": self.ground(images, classes),
+                          "maps_description": "cosine(projected last feature map, positive class embedding)"}}
+
 
 def load(checkpoint: Path | None = None, image_size: int | None = None, progress: bool = True,
          **_: Any) -> ClipAdapter:

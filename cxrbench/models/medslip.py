@@ -179,6 +179,45 @@ class MedslipAdapter:
                 "checkpoint_sha256": self._sha, "config": self.model.config.to_dict(),
                 "image_size": self.image_size, "text_encoder": self.text_encoder_name, **self.extra}
 
+    # ------------------------------------------------------- per-stream outputs (cxrbench diagnose)
+    @torch.no_grad()
+    def streams(self, images: Tensor, classes: list[ClassSpec]) -> dict[str, dict[str, Any]]:
+        """Per-stream outputs for ``cxrbench diagnose`` (one forward pass; nothing else uses it).
+
+        ``pathology`` (role "what"): features = the pathology decoder's outputs of all observation queries,
+        concatenated (B x P*d, before feature dropout); ``class_maps`` = the class queries' cross-attention
+        (B x C x h x w, as :meth:`ground`). ``anatomy`` (role "where", absent for a single-stream model):
+        features = the anatomy decoder's outputs (B x A*d); ``anatomy_scores`` = softmax(logits)[present] of
+        the anatomy queries (B x A); ``anatomy_maps`` = their cross-attention (B x A x h x w), in
+        ``medslip.vocab.ANATOMIES`` order (``anatomy_names``).
+        """
+        from medslip.vocab import ANATOMIES
+
+        queries, index = self._queries(classes)
+        out = self.model(images.to(self.device), need_attention=True, pathology_queries=queries)
+
+        def grid(maps: Tensor) -> Tensor:
+            side = int(round(maps.shape[-1] ** 0.5))
+            return maps.reshape(maps.shape[0], maps.shape[1], side, side).float().cpu()
+
+        feats = out["features_pathology"]
+        if queries is not None:  # custom queries replace the book: the features are of the book queries
+            feats = self.model(images.to(self.device), need_attention=False)["features_pathology"]
+        result: dict[str, dict[str, Any]] = {"pathology": {
+            "role": "what", "features": feats.flatten(1).float().cpu(),
+            "features_description": "pathology decoder outputs of all observation queries (concatenated)",
+            "class_maps": grid(torch.stack(out["attn_pathology"][-4:]).mean(0)[:, index]),
+            "maps_description": "class-query cross-attention, mean of the last (up to) 4 layers"}}
+        if out.get("features_anatomy") is not None and out.get("attn_anatomy"):
+            result["anatomy"] = {
+                "role": "where", "features": out["features_anatomy"].flatten(1).float().cpu(),
+                "features_description": "anatomy decoder outputs of all anatomy queries (concatenated)",
+                "anatomy_scores": out["logits_anatomy"].float().softmax(-1)[..., 1].cpu(),
+                "anatomy_maps": grid(torch.stack(out["attn_anatomy"][-4:]).mean(0)),
+                "anatomy_names": tuple(ANATOMIES),
+                "maps_description": "anatomy-query cross-attention, mean of the last (up to) 4 layers"}
+        return result
+
 
 def load(checkpoint: Path | None = None, description_file: Path | None = None, text_encoder: str | None = None,
          image_size: int | None = None, progress: bool = True, **_: Any) -> MedslipAdapter:
