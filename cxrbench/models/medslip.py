@@ -193,20 +193,13 @@ class MedslipAdapter:
         """
         from medslip.vocab import ANATOMIES
 
-        queries, index = self._queries(classes)
-        out = self.model(images.to(self.device), need_attention=True, pathology_queries=queries)
-
-        def grid(maps: Tensor) -> Tensor:
-            side = int(round(maps.shape[-1] ** 0.5))
-            return maps.reshape(maps.shape[0], maps.shape[1], side, side).float().cpu()
-
+        out = self.model(images.to(self.device), need_attention=True)  # the whole book: every query's features
+        grid = self._grid
         feats = out["features_pathology"]
-        if queries is not None:  # custom queries replace the book: the features are of the book queries
-            feats = self.model(images.to(self.device), need_attention=False)["features_pathology"]
         result: dict[str, dict[str, Any]] = {"pathology": {
             "role": "what", "features": feats.flatten(1).float().cpu(),
             "features_description": "pathology decoder outputs of all observation queries (concatenated)",
-            "class_maps": grid(torch.stack(out["attn_pathology"][-4:]).mean(0)[:, index]),
+            "class_maps": self.ground(images, classes),  # decoded in the trained query context
             "maps_description": "class-query cross-attention, mean of the last (up to) 4 layers"}}
         if out.get("features_anatomy") is not None and out.get("attn_anatomy"):
             result["anatomy"] = {
