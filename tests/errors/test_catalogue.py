@@ -520,7 +520,9 @@ def test_kill_during_sweep(tmp_path, tiny_checkpoint):
     root = builders.make_covidx(_mk(tmp_path / "covidx"))
     results = tmp_path / "results"
     grid = tmp_path / "grid.yaml"
-    grid.write_text(f"models: [medslip]\ntasks: [covidx-zs]\nseeds: [0, 1, 2]\noptions: {{n_boot: 10}}\n"
+    # zero-shot cells run once (protocol v2), so the grid's several cells are fine-tuning seeds
+    grid.write_text(f"models: [medslip]\ntasks: [covidx-ft]\nlabel_fracs: [1.0]\nseeds: [0, 1, 2]\n"
+                    f"options: {{n_boot: 10, epochs: 1, batch_size: 8}}\n"
                     f"model_options:\n  medslip: {{checkpoint: '{tiny_checkpoint}'}}\n")
     args = ["sweep", "--grid", grid, "--data-root", root, "--out", results, "--no-progress"]
     prelude = KILL_SELF + ("import cxrbench.run as r\n_real = r.write_record\n_n = [0]\n"
