@@ -190,6 +190,9 @@ def run_cmd(
                                          help="skip unreadable images (listed in the record) instead of stopping"),
     linear_probe: bool = typer.Option(False, "--linear-probe", help="ft: freeze the encoder, train a linear head"),
     epochs: int = typer.Option(10, "--epochs", help="ft/seg: maximum epochs (early stopping on validation)"),
+    workers: int | None = typer.Option(None, "--workers", min=0, help="ft/seg: DataLoader worker processes for "
+                                       "the training batches (default: 0 on CPU, up to 8 on a GPU); results do "
+                                       "not depend on it"),
     n_boot: int = typer.Option(1000, "--n-boot", help="bootstrap resamples for the 95 % intervals"),
     threshold_on: str = typer.Option("val", "--threshold-on", help="val (protocol) or test (published practice; "
                                      "the record says so and the leaderboard marks it); zs, ft and ground"),
@@ -224,7 +227,7 @@ def run_cmd(
                          text_encoder=text_encoder, image_size=image_size, device=device, out=out,
                          skip_existing=skip_existing, overwrite=overwrite, n_boot=n_boot, threshold_on=threshold_on, split_file=split_file,
                          skip_bad_images=skip_bad_images, linear_probe=linear_probe, epochs=epochs, progress=progress,
-                         zero_shot_rule=zero_shot_rule, use_demo_checkpoint=use_demo_checkpoint,
+                         workers=workers, zero_shot_rule=zero_shot_rule, use_demo_checkpoint=use_demo_checkpoint,
                          split_seed=split_seed, grounding_postprocess=grounding_postprocess)
     paths = run(model, task, _floats(label_frac), _ints(seeds), options)  # errors: one line (see _CommandLine)
     print_records(paths)

@@ -16,7 +16,7 @@ from cxrbench.models.registry import get_model
 from cxrbench.results import PROTOCOL, environment, record_path, write_record
 from cxrbench.tasks import ft, ground, seg, zs
 from cxrbench.tasks.common import prepare
-from cxrbench.tasks.finetune import FitSettings
+from cxrbench.tasks.finetune import FitSettings, default_workers
 from cxrbench.tasks.specs import get_task
 
 RUNNERS = {"zs": zs.run, "ground": ground.run, "ft": ft.run, "seg": seg.run}
@@ -52,6 +52,8 @@ class RunOptions:
     epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-4
+    #: ft/seg DataLoader workers for the training batches; ``None``: none on CPU, up to 8 on an accelerator
+    workers: int | None = None
     progress: bool = True
     zero_shot_rule: str | None = None  # zoo models: which published / deterministic rule (default: the catalog's first)
     #: with ``data_root`` and no ``checkpoint``: evaluate the synthetic demo checkpoint anyway (refused otherwise)
@@ -253,7 +255,9 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
             subset = {"fraction": f, "seed": s, "path": str(sub.path), "sha256": sub.sha256,
                       "n_images": sub.n_images, "n_patients": sub.n_patients, "positives": sub.positives}
             kwargs.update(label_frac=f, subset_rows=rows, linear_probe=options.linear_probe,
-                          settings=FitSettings(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr))
+                          settings=FitSettings(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr,
+                                              workers=default_workers(device) if options.workers is None
+                                              else options.workers))
         torch.manual_seed(0 if s is None else s)
         outcome = RUNNERS[spec.setting](adapter, data, **kwargs)
         training_mode = None

@@ -36,6 +36,10 @@ PUBLISHED = {"published": (0.0, False), "published-anatomy": (0.01, True)}
 POSTPROCESS = ("protocol", *PUBLISHED)
 
 
+#: images drawn in the grounding overlay (the first test pairs)
+OVERLAY_IMAGES = 8
+
+
 def _published_maps(adapter, images: torch.Tensor, spec, size: int, anatomy: bool) -> torch.Tensor:
     """B x S x S maps by the published rule: batch-max normalisation, nearest (patch-repeat) upsampling."""
     grid = (adapter.ground_anatomy_product(images, [spec]) if anatomy else adapter.ground(images, [spec]))[:, 0]
@@ -50,7 +54,7 @@ def _published_maps(adapter, images: torch.Tensor, spec, size: int, anatomy: boo
 
 
 def _pairs(adapter, data: TaskData, rows: pd.DataFrame, postprocess: str = "protocol"):
-    """(maps N x S x S, masks N x S x S, patient ids, class labels, images N x S x S uint8) over pairs
+    """(maps N x S x S, masks N x S x S, patient ids, class labels, image paths, image ids) over pairs
     with a region."""
     size = data.cache.size
     classes = list(data.spec.classes)
@@ -75,10 +79,10 @@ def _pairs(adapter, data: TaskData, rows: pd.DataFrame, postprocess: str = "prot
         groups += positive["patient_id"].astype(str).tolist()
         labels += [spec.label] * len(positive)
         ids += positive["image_id"].astype(str).tolist()
-        images += [np.asarray(data.cache[data.cache.index_of(p)]) for p in positive["path"]]
+        images += positive["path"].tolist()  # paths: only the few drawn in the overlay are read back
     if not maps:
-        return np.zeros((0, size, size)), np.zeros((0, size, size), bool), [], [], np.zeros((0, size, size)), []
-    return np.concatenate(maps), np.concatenate(masks), groups, labels, np.stack(images), ids
+        return np.zeros((0, size, size)), np.zeros((0, size, size), bool), [], [], [], []
+    return np.concatenate(maps), np.concatenate(masks), groups, labels, images, ids
 
 
 def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, threshold_on: str = "val",
@@ -124,7 +128,8 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, threshold_on: st
         per_class[label] = grounding_report(test_maps[sel], test_masks[sel], threshold,
                                             groups=np.asarray(groups)[sel], n_boot=n_boot, seed=0, **options)
     summary = summary_entries(pooled, data.spec.metrics)
-    overlay = overlay_png(images, test_maps, test_masks, out_dir, "grounding.png")
+    drawn = np.stack([np.asarray(data.cache[data.cache.index_of(p)]) for p in images[:OVERLAY_IMAGES]])
+    overlay = overlay_png(drawn, test_maps, test_masks, out_dir, "grounding.png", limit=OVERLAY_IMAGES)
     evaluated = Path(out_dir) / "evaluated.txt"
     evaluated_sha = write_id_file(sorted(set(ids)), evaluated)
     return {

@@ -52,7 +52,7 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
     model = EncoderUNet(encoder).to(device)
     size = data.cache.size
     label = data.spec.classes[0].label
-    train_masks = torch.from_numpy(region_masks(data, subset_rows, label, size)).float().unsqueeze(1)
+    train_masks = torch.from_numpy(region_masks(data, subset_rows, label, size))  # bool: 1 byte per pixel
     val, test = data.rows("val"), data.rows("test")
     val_masks = region_masks(data, val, label, size)
     loss = DiceCELoss(sigmoid=True)
@@ -71,7 +71,7 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
     # training masks follow the images through the same geometric augmentation only when it is the
     # identity; segmentation therefore trains without augmentation
     settings = FitSettings(**{**settings.__dict__, "augment": "none"})
-    result = fit(model, data, subset_rows, lambda idx: train_masks[idx], loss, validate, settings, seed, device,
+    result = fit(model, data, subset_rows, lambda idx: train_masks[idx].unsqueeze(1).float(), loss, validate, settings, seed, device,
                  progress)
     test_logits = logits(test)
     test_masks = region_masks(data, test, label, size)
