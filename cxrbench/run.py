@@ -15,7 +15,7 @@ from cxrbench.models.base import UnsupportedSetting
 from cxrbench.models.registry import get_model
 from cxrbench.results import PROTOCOL, environment, record_path, write_record
 from cxrbench.tasks import ft, ground, seg, zs
-from cxrbench.tasks.common import prepare
+from cxrbench.tasks.common import load_task_data, with_split_files
 from cxrbench.tasks.finetune import FitSettings, default_workers
 from cxrbench.tasks.specs import get_task
 
@@ -237,13 +237,16 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
                                  f"{', '.join(sorted(supported))})".strip())
     adapter.to(device)
     identity = _identity(adapter, options.checkpoint is not None)
+    loaded = None
     for f, s, path in pending:
         start = time.perf_counter()
         work = path.with_suffix("")  # the record's folder of split files, subset and artefacts
-        # the split seed, never the run seed, draws the splits: every run seed sees the same test split
-        data = prepare(spec, options.data_root, adapter.image_size, work, seed=options.split_seed,
-                       split_file=options.split_file, skip_bad_images=options.skip_bad_images,
-                       progress=options.progress)
+        if loaded is None:  # once for every (fraction, seed): nothing here depends on them
+            # the split seed, never the run seed, draws the splits: every run seed sees the same test split
+            loaded = load_task_data(spec, options.data_root, adapter.image_size, seed=options.split_seed,
+                                    split_file=options.split_file, skip_bad_images=options.skip_bad_images,
+                                    progress=options.progress)
+        data = with_split_files(loaded, work)
         subset = None
         kwargs: dict[str, Any] = dict(out_dir=work, n_boot=options.n_boot, seed=0 if s is None else s,
                                       device=device, threshold_on=options.threshold_on, progress=options.progress,

@@ -9,10 +9,18 @@ here (``cxrbench data check --decode``), or, for a run, while the preflight buil
 (``cache_size`` and ``dataset`` given): the headers first (fast; finds missing files), then one decode of
 every file not cached yet, which fills the cache.  A file that does not decode is then skipped (listed) or
 stops the run with its path, like a missing one.
+
+A run's preflight is remembered: its outcome (the usable files and the skipped ones with their reasons) is
+written under ``<cache>/preflight/<dataset>/`` keyed by the ordered paths, each file's size and modification
+time, and the cache size. A second run over unchanged files (another seed, fraction or sweep job) stats the files
+and reads neither a header nor a pixel; a file that changed, appeared or went gives another key, and the check
+runs again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +91,13 @@ def preflight(
     which the run then opens without decoding again).
     """
     items = [str(p) for p in paths]
+    memo = _memo_path(items, cache_size, dataset, cache_root) if cache_size is not None and dataset else None
+    remembered = _recall(memo, items, skip_bad)
+    if remembered is not None:
+        from cxrbench.data.cache import build_cache
+
+        build_cache(remembered.ok, cache_size, dataset, cache_root=cache_root, progress=progress)  # opens it
+        return remembered
     workers = workers or min(16, (os.cpu_count() or 1) * 2)
     reasons: list[str | None] = [None] * len(items)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -115,4 +130,42 @@ def preflight(
             order = {p: i for i, p in enumerate(items)}
             result.ok = [p for p in result.ok if p not in bad]
             result.skipped = sorted(result.skipped + list(cache.skipped), key=lambda pr: order[pr[0]])
+    if memo is not None:
+        from medslip.atomic import write_text_atomic
+
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(memo, json.dumps({"n": len(items), "skipped": result.skipped}) + "\n")
     return result
+
+
+def _memo_path(items: list[str], size: int, dataset: str, cache_root: Path | None) -> Path:
+    from cxrbench.paths import cache_dir
+
+    digest = hashlib.sha256(f"preflight size={size} dataset={dataset}\n".encode())
+    for path in items:
+        try:
+            st = os.stat(path)
+            fingerprint = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            fingerprint = "missing"  # the check itself names it (or skips it)
+        digest.update(f"{path}\t{fingerprint}\n".encode())
+    root = cache_root if cache_root is not None else cache_dir()
+    return Path(root) / "preflight" / dataset / f"{digest.hexdigest()[:24]}.json"
+
+
+def _recall(memo: Path | None, items: list[str], skip_bad: bool) -> PreflightResult | None:
+    """The remembered outcome for exactly these unchanged files, or ``None``; raises like the check itself for a
+    remembered bad file when ``skip_bad`` is off."""
+    if memo is None or not memo.is_file():
+        return None
+    try:
+        saved = json.loads(memo.read_text())
+        skipped = [(str(p), str(r)) for p, r in saved["skipped"]]
+        if int(saved["n"]) != len(items):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # an unreadable memo is not trusted: check again
+    if skipped and not skip_bad:
+        raise PreflightError(str(Path(skipped[0][0])), skipped[0][1])
+    bad = {p for p, _ in skipped}
+    return PreflightResult(ok=[p for p in items if p not in bad], skipped=skipped)

@@ -67,12 +67,17 @@ def dataset_root(spec: TaskSpec, data_root: str | Path | None, progress: bool = 
     return default_root(spec.dataset, progress=progress), True
 
 
-def prepare(spec: TaskSpec, data_root: str | Path | None, image_size: int, work_dir: Path, seed: int = 0,
-            split_file: str | Path | None = None, skip_bad_images: bool = False,
-            progress: bool = True) -> TaskData:
-    """Load the table, write and fingerprint the split files, preflight and cache the images."""
+def load_task_data(spec: TaskSpec, data_root: str | Path | None, image_size: int, seed: int = 0,
+                   split_file: str | Path | None = None, skip_bad_images: bool = False,
+                   progress: bool = True) -> TaskData:
+    """Load the table, draw the splits (``seed``: the split seed), preflight and cache the images.
+
+    Everything here depends on (task, data root, image size, split seed, split file) only, never on a run's
+    seed or label fraction: :func:`cxrbench.run.run` calls it once for all of its records, and a later job over
+    unchanged files finds the preflight outcome and the image cache on disk (no header read, no decode).
+    The split files are not written here (see :func:`with_split_files`).
+    """
     from cxrbench.data.preflight import preflight
-    from cxrbench.data.splits import write_split_files
 
     root, synthetic = dataset_root(spec, data_root, progress)
     table = get_dataset(spec.dataset).load(root, seed=seed, split_file=split_file)
@@ -85,10 +90,27 @@ def prepare(spec: TaskSpec, data_root: str | Path | None, image_size: int, work_
     if skipped:
         bad = {s["path"] for s in skipped}
         table = table[~table["path"].isin(bad)].reset_index(drop=True)
-    written = write_split_files(table, work_dir / "splits")
-    splits = {name: {"path": str(s.path), "sha256": s.sha256, "n_images": s.n_images} for name, s in written.items()}
     cache = build_cache(table["path"].tolist(), image_size, spec.dataset, progress=progress)
-    return TaskData(spec, root, synthetic, table, cache, splits, skipped)
+    return TaskData(spec, root, synthetic, table, cache, {}, skipped)
+
+
+def with_split_files(data: TaskData, work_dir: Path) -> TaskData:
+    """``data`` with its split files written (and fingerprinted) under ``work_dir/splits`` for one record."""
+    from dataclasses import replace
+
+    from cxrbench.data.splits import write_split_files
+
+    written = write_split_files(data.table, work_dir / "splits")
+    splits = {name: {"path": str(s.path), "sha256": s.sha256, "n_images": s.n_images} for name, s in written.items()}
+    return replace(data, splits=splits)
+
+
+def prepare(spec: TaskSpec, data_root: str | Path | None, image_size: int, work_dir: Path, seed: int = 0,
+            split_file: str | Path | None = None, skip_bad_images: bool = False,
+            progress: bool = True) -> TaskData:
+    """:func:`load_task_data`, then the split files written under ``work_dir``."""
+    return with_split_files(load_task_data(spec, data_root, image_size, seed, split_file, skip_bad_images,
+                                           progress), work_dir)
 
 
 def summary_entries(entries: dict[str, dict[str, Any]], metrics: tuple[str, ...]) -> dict[str, dict[str, Any]]:
