@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cxrbench.data.images import ImageReadError, read_header, read_image
+from cxrbench.phases import phase
 
 __all__ = ["PreflightError", "PreflightResult", "preflight"]
 
@@ -96,11 +97,12 @@ def preflight(
     if remembered is not None:
         from cxrbench.data.cache import build_cache
 
-        build_cache(remembered.ok, cache_size, dataset, cache_root=cache_root, progress=progress)  # opens it
+        with phase("cache"):
+            build_cache(remembered.ok, cache_size, dataset, cache_root=cache_root, progress=progress)  # opens it
         return remembered
     workers = workers or min(16, (os.cpu_count() or 1) * 2)
     reasons: list[str | None] = [None] * len(items)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with phase("preflight"), ThreadPoolExecutor(max_workers=workers) as pool:
         iterator = pool.map(_probe_decode if decode else _probe, items, chunksize=64)
         if progress and items:
             from rich.progress import track
@@ -121,8 +123,9 @@ def preflight(
         from cxrbench.data.cache import CacheDecodeError, build_cache
 
         try:
-            cache = build_cache(result.ok, cache_size, dataset, cache_root=cache_root, progress=progress,
-                                skip_bad=skip_bad)
+            with phase("cache"):
+                cache = build_cache(result.ok, cache_size, dataset, cache_root=cache_root, progress=progress,
+                                    skip_bad=skip_bad)
         except CacheDecodeError as exc:
             raise PreflightError(exc.path, exc.reason) from None
         if cache.skipped:

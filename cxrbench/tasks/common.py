@@ -13,6 +13,7 @@ from torch import Tensor
 
 from cxrbench.data.cache import ImageCache, build_cache
 from cxrbench.data.registry import get_dataset
+from cxrbench.phases import phase
 from cxrbench.tasks.specs import TaskSpec
 from medslip.augment import eval_transform
 
@@ -80,7 +81,8 @@ def load_task_data(spec: TaskSpec, data_root: str | Path | None, image_size: int
     from cxrbench.data.preflight import preflight
 
     root, synthetic = dataset_root(spec, data_root, progress)
-    table = get_dataset(spec.dataset).load(root, seed=seed, split_file=split_file)
+    with phase("table"):  # the dataset's table and its splits (drawn with the split seed where not given)
+        table = get_dataset(spec.dataset).load(root, seed=seed, split_file=split_file)
     missing = [c for c in spec.labels if c not in table.columns]
     if missing:
         raise ValueError(f"{spec.dataset} table lacks the task's classes {missing}")
@@ -90,7 +92,8 @@ def load_task_data(spec: TaskSpec, data_root: str | Path | None, image_size: int
     if skipped:
         bad = {s["path"] for s in skipped}
         table = table[~table["path"].isin(bad)].reset_index(drop=True)
-    cache = build_cache(table["path"].tolist(), image_size, spec.dataset, progress=progress)
+    with phase("cache"):
+        cache = build_cache(table["path"].tolist(), image_size, spec.dataset, progress=progress)
     return TaskData(spec, root, synthetic, table, cache, {}, skipped)
 
 
@@ -100,7 +103,8 @@ def with_split_files(data: TaskData, work_dir: Path) -> TaskData:
 
     from cxrbench.data.splits import write_split_files
 
-    written = write_split_files(data.table, work_dir / "splits")
+    with phase("splits"):
+        written = write_split_files(data.table, work_dir / "splits")
     splits = {name: {"path": str(s.path), "sha256": s.sha256, "n_images": s.n_images} for name, s in written.items()}
     return replace(data, splits=splits)
 

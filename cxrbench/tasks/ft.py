@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from cxrbench.metrics.classification import classification_report, macro_mean, roc_auc_per_class
 from cxrbench.models.base import Encoder
+from cxrbench.phases import phase
 from cxrbench.tasks.common import TaskData, batched, summary_entries
 from cxrbench.tasks.finetune import FitSettings, fit
 from cxrbench.tasks.plots import roc_png
@@ -74,13 +75,16 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
     def validate(_model) -> float | None:
         return macro_mean(roc_auc_per_class(predict(val), val_labels))
 
-    result = fit(model, data, subset_rows, lambda idx: labels[idx], masked_bce, validate, settings, seed, device,
-                 progress)
-    val_scores, test_scores = predict(val), predict(test)
-    report = classification_report(val_scores, val_labels, test_scores, data.labels(test), list(data.spec.labels),
-                                   groups=test["patient_id"].to_numpy(), n_boot=n_boot, seed=0,
-                                   threshold_on=threshold_on)
-    roc = roc_png(test_scores, data.labels(test), list(data.spec.labels), out_dir)
+    with phase("training"):  # the epochs, each with its validation pass
+        result = fit(model, data, subset_rows, lambda idx: labels[idx], masked_bce, validate, settings, seed,
+                     device, progress)
+    with phase("inference"):
+        val_scores, test_scores = predict(val), predict(test)
+    with phase("metrics"):
+        report = classification_report(val_scores, val_labels, test_scores, data.labels(test),
+                                       list(data.spec.labels), groups=test["patient_id"].to_numpy(), n_boot=n_boot,
+                                       seed=0, threshold_on=threshold_on)
+        roc = roc_png(test_scores, data.labels(test), list(data.spec.labels), out_dir)
     return {
         "metrics": report,
         "summary": summary_entries(report["macro"], data.spec.metrics),

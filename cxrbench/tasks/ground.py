@@ -26,6 +26,7 @@ import torch
 
 from cxrbench.data.splits import write_id_file
 from cxrbench.metrics.grounding import grounding_report, select_grounding_threshold, upsample_patch_maps
+from cxrbench.phases import phase
 from cxrbench.tasks.common import EVAL_BATCH, TaskData, batched, region_masks, summary_entries
 from cxrbench.tasks.plots import overlay_png
 
@@ -94,7 +95,8 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, threshold_on: st
                          "'published-anatomy' grounding needs a MeDSLIP-style model")
     if threshold_on not in ("val", "test"):
         raise ValueError(f"threshold_on must be 'val' or 'test', got {threshold_on!r}")
-    test_maps, test_masks, groups, labels, images, ids = _pairs(adapter, data, data.rows("test"), postprocess)
+    with phase("inference"):
+        test_maps, test_masks, groups, labels, images, ids = _pairs(adapter, data, data.rows("test"), postprocess)
     if len(test_maps) == 0:
         raise ValueError(f"{data.spec.name}: the test split has no image with a ground-truth region")
     published = postprocess in PUBLISHED
@@ -109,7 +111,8 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, threshold_on: st
         threshold, chosen_on = select_grounding_threshold(test_maps, test_masks), "test"
         declared = "maximises mean Dice on the test pairs (published practice, not the protocol)"
     else:
-        val_maps, val_masks, _, _, _, _ = _pairs(adapter, data, data.rows("val"), postprocess)
+        with phase("inference"):
+            val_maps, val_masks, _, _, _, _ = _pairs(adapter, data, data.rows("val"), postprocess)
         n_val = len(val_maps)
         if n_val:
             threshold, chosen_on = select_grounding_threshold(val_maps, val_masks), "val"
@@ -118,18 +121,19 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, threshold_on: st
             threshold, chosen_on = FIXED_THRESHOLD, "fixed"
             declared = (f"fixed {FIXED_THRESHOLD:g} of the min-max normalised map: the validation split has no "
                         "ground-truth region")
-    options = dict(normalise=not published, strict=published)
-    pooled = grounding_report(test_maps, test_masks, threshold, groups=np.asarray(groups), n_boot=n_boot, seed=0,
-                              **options)
-    per_class = {}
-    labels_arr = np.asarray(labels)
-    for label in dict.fromkeys(labels):
-        sel = labels_arr == label
-        per_class[label] = grounding_report(test_maps[sel], test_masks[sel], threshold,
-                                            groups=np.asarray(groups)[sel], n_boot=n_boot, seed=0, **options)
-    summary = summary_entries(pooled, data.spec.metrics)
-    drawn = np.stack([np.asarray(data.cache[data.cache.index_of(p)]) for p in images[:OVERLAY_IMAGES]])
-    overlay = overlay_png(drawn, test_maps, test_masks, out_dir, "grounding.png", limit=OVERLAY_IMAGES)
+    with phase("metrics"):  # metrics, bootstrap intervals, overlay figure
+        options = dict(normalise=not published, strict=published)
+        pooled = grounding_report(test_maps, test_masks, threshold, groups=np.asarray(groups), n_boot=n_boot, seed=0,
+                                  **options)
+        per_class = {}
+        labels_arr = np.asarray(labels)
+        for label in dict.fromkeys(labels):
+            sel = labels_arr == label
+            per_class[label] = grounding_report(test_maps[sel], test_masks[sel], threshold,
+                                                groups=np.asarray(groups)[sel], n_boot=n_boot, seed=0, **options)
+        summary = summary_entries(pooled, data.spec.metrics)
+        drawn = np.stack([np.asarray(data.cache[data.cache.index_of(p)]) for p in images[:OVERLAY_IMAGES]])
+        overlay = overlay_png(drawn, test_maps, test_masks, out_dir, "grounding.png", limit=OVERLAY_IMAGES)
     evaluated = Path(out_dir) / "evaluated.txt"
     evaluated_sha = write_id_file(sorted(set(ids)), evaluated)
     return {

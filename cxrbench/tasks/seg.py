@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from cxrbench.metrics.segmentation import binarise_logits, dice_per_image, segmentation_report
 from cxrbench.models.base import Encoder
+from cxrbench.phases import phase
 from cxrbench.tasks.common import TaskData, batched, region_masks, summary_entries
 from cxrbench.tasks.finetune import FitSettings, fit
 from cxrbench.tasks.plots import overlay_png
@@ -71,17 +72,20 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
     # training masks follow the images through the same geometric augmentation only when it is the
     # identity; segmentation therefore trains without augmentation
     settings = FitSettings(**{**settings.__dict__, "augment": "none"})
-    result = fit(model, data, subset_rows, lambda idx: train_masks[idx].unsqueeze(1).float(), loss, validate, settings, seed, device,
-                 progress)
-    test_logits = logits(test)
-    test_masks = region_masks(data, test, label, size)
-    report = segmentation_report(test_masks, logits=test_logits, groups=test["patient_id"].to_numpy(),
-                                 n_boot=n_boot, seed=0)
-    positive = test_masks.reshape(len(test_masks), -1).any(1)
-    images = np.stack([np.asarray(data.cache[data.cache.index_of(p)]) for p in test["path"][positive][:8]]) \
-        if positive.any() else np.zeros((0, size, size))
-    overlay = overlay_png(images, 1 / (1 + np.exp(-test_logits[positive][:8])), test_masks[positive][:8],
-                          out_dir, "segmentation.png")
+    with phase("training"):  # the epochs, each with its validation pass
+        result = fit(model, data, subset_rows, lambda idx: train_masks[idx].unsqueeze(1).float(), loss, validate,
+                     settings, seed, device, progress)
+    with phase("inference"):
+        test_logits = logits(test)
+    with phase("metrics"):  # metrics, bootstrap intervals, overlay figure
+        test_masks = region_masks(data, test, label, size)
+        report = segmentation_report(test_masks, logits=test_logits, groups=test["patient_id"].to_numpy(),
+                                     n_boot=n_boot, seed=0)
+        positive = test_masks.reshape(len(test_masks), -1).any(1)
+        images = np.stack([np.asarray(data.cache[data.cache.index_of(p)]) for p in test["path"][positive][:8]]) \
+            if positive.any() else np.zeros((0, size, size))
+        overlay = overlay_png(images, 1 / (1 + np.exp(-test_logits[positive][:8])), test_masks[positive][:8],
+                              out_dir, "segmentation.png")
     summary = summary_entries(report, data.spec.metrics)
     return {
         "metrics": report,

@@ -42,6 +42,10 @@ def test_seeds_fractions_and_later_jobs_read_each_header_once(tmp_path, small_ro
     # every record still has its own split files, the same ones (one split seed)
     splits = [json.loads(p.read_text())["data"]["splits"] for p in paths]
     assert len({s["test"]["path"] for s in splits}) == 2 and len({s["test"]["sha256"] for s in splits}) == 1
+    # each record says what its phases took; only the first one loaded the table, preflight and cache
+    phases = [[t["phase"] for t in json.loads(p.read_text())["timings"]] for p in paths]
+    assert {"table", "preflight", "cache", "splits", "training", "inference", "metrics"} <= set(phases[0])
+    assert set(phases[1]) == {"splits", "training", "inference", "metrics"}
 
     run("medslip", "rsna-zs", [None], [0], _options(tmp_path, root, tiny_checkpoint))  # another job, same files
     assert len(header_reads) == n_images
