@@ -8,6 +8,8 @@ Phases do not nest: a phase entered inside another is folded into the outer one.
 Peak RSS per phase: on Linux the kernel's high-water mark is reset at the start of each phase (writing ``5`` to
 ``/proc/self/clear_refs``) and read from ``VmHWM`` at its end, so each entry says the most memory that phase
 held; where that is not possible the entry carries the process's peak so far (``peak_rss_scope: process``).
+The reset also resets ``getrusage``'s ``ru_maxrss``: after a recording, a whole-process peak is the largest entry
+or, outside the phases, a sampled one (as the scale benchmark does).
 """
 
 from __future__ import annotations

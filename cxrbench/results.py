@@ -87,9 +87,16 @@ def environment(device: str) -> dict[str, Any]:
 
     versions = {"cxrbench": cxrbench.__version__, "medslip": medslip.__version__, "torch": torch.__version__,
                 "numpy": numpy.__version__, "python": platform.python_version()}
-    for name in ("torchvision", "monai", "open_clip", "sklearn"):
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    # a module not imported yet is asked through its installed metadata (the same string for these three):
+    # importing monai and open_clip only to read their versions costs seconds per run
+    for name, dist in (("torchvision", None), ("monai", "monai"), ("open_clip", "open_clip_torch"),
+                       ("sklearn", "scikit-learn")):
         try:
-            versions[name] = __import__(name).__version__
-        except Exception:  # optional package missing: not recorded
+            module = sys.modules.get(name) or (__import__(name) if dist is None else None)
+            versions[name] = module.__version__ if module is not None else version(dist)
+        except (ImportError, PackageNotFoundError):  # optional package missing: not recorded
             pass
     return {"versions": versions, "device": device, "git_commit": git_commit(), "platform": platform.platform()}

@@ -93,15 +93,18 @@ def check_data_root_folder(spec, options: RunOptions) -> None:
                         f"see docs/datasets.md)")
 
 
-def validate_data_root(spec, options: RunOptions) -> None:
+def validate_data_root(spec, options: RunOptions):
     """Check ``--data-root`` before any model is loaded or trained: a non-empty folder whose label files the
-    task's dataset adapter reads without an error-kind problem."""
+    task's dataset adapter reads without an error-kind problem. Returns the loaded table (with the split seed and
+    split file), which the run then uses, or None without ``--data-root``."""
     from cxrbench.data.registry import get_dataset
 
     if options.data_root is None:
-        return
+        return None
     check_data_root_folder(spec, options)
-    get_dataset(spec.dataset).load(Path(options.data_root), locate_images=False)  # one-line layout/problem error
+    with phase("table"):  # one-line layout/problem error
+        return get_dataset(spec.dataset).load(Path(options.data_root), seed=options.split_seed,
+                                              split_file=options.split_file)
 
 
 def _checkpoint_error(model_name: str, checkpoint: Path | None, err: Exception) -> Exception:
@@ -223,7 +226,15 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     if not pending:
         return paths
     device = _device(options.device)
-    validate_data_root(spec, options)  # before a model is loaded (or its demo checkpoint trained)
+    with recording() as log:  # wall time and peak memory per phase, in each record
+        return _run_pending(spec, model_name, entry, options, pending, paths, device, console, adapter, log)
+
+
+def _run_pending(spec, model_name: str, entry, options: RunOptions, pending, paths: list[Path], device,
+                 console, adapter, log) -> list[Path]:
+    """The records of :func:`run` that are not on disk yet, with their phases in ``log``."""
+    mark = len(log.entries)  # the first record also holds the phases before it (table, preflight, cache)
+    table = validate_data_root(spec, options)  # before a model is loaded (or its demo checkpoint trained)
     if adapter is None:
         try:
             adapter = entry.load(checkpoint=options.checkpoint, description_file=options.description_file,
@@ -239,82 +250,81 @@ def run(model_name: str, task_name: str, label_fracs: list[float | None], seeds:
     adapter.to(device)
     identity = _identity(adapter, options.checkpoint is not None)
     loaded = None
-    with recording() as log:  # wall time and peak memory per phase, in each record
-        for f, s, path in pending:
-            mark = len(log.entries)
-            start = time.perf_counter()
-            work = path.with_suffix("")  # the record's folder of split files, subset and artefacts
-            if loaded is None:  # once for every (fraction, seed): nothing here depends on them
-                # the split seed, never the run seed, draws the splits: every run seed sees the same test split
-                loaded = load_task_data(spec, options.data_root, adapter.image_size, seed=options.split_seed,
-                                        split_file=options.split_file, skip_bad_images=options.skip_bad_images,
-                                        progress=options.progress)
-            data = with_split_files(loaded, work)
-            subset = None
-            kwargs: dict[str, Any] = dict(out_dir=work, n_boot=options.n_boot, seed=0 if s is None else s,
-                                          device=device, threshold_on=options.threshold_on, progress=options.progress,
-                                          postprocess=options.grounding_postprocess)
-            if spec.setting in TRAINED:
-                from cxrbench.data.subsets import make_subset
+    for f, s, path in pending:
+        start = time.perf_counter()
+        work = path.with_suffix("")  # the record's folder of split files, subset and artefacts
+        if loaded is None:  # once for every (fraction, seed): nothing here depends on them
+            # the split seed, never the run seed, draws the splits: every run seed sees the same test split
+            loaded = load_task_data(spec, options.data_root, adapter.image_size, seed=options.split_seed,
+                                    split_file=options.split_file, skip_bad_images=options.skip_bad_images,
+                                    progress=options.progress, table=table)
+        data = with_split_files(loaded, work)
+        subset = None
+        kwargs: dict[str, Any] = dict(out_dir=work, n_boot=options.n_boot, seed=0 if s is None else s,
+                                      device=device, threshold_on=options.threshold_on, progress=options.progress,
+                                      postprocess=options.grounding_postprocess)
+        if spec.setting in TRAINED:
+            from cxrbench.data.subsets import make_subset
 
-                with phase("splits"):  # the label-fraction subset drawn with the run seed
-                    rows, sub = make_subset(data.table, spec.labels, f, s, work / "subset.txt")
-                subset = {"fraction": f, "seed": s, "path": str(sub.path), "sha256": sub.sha256,
-                          "n_images": sub.n_images, "n_patients": sub.n_patients, "positives": sub.positives}
-                kwargs.update(label_frac=f, subset_rows=rows, linear_probe=options.linear_probe,
-                              settings=FitSettings(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr,
-                                                  workers=default_workers(device) if options.workers is None
-                                                  else options.workers))
-            torch.manual_seed(0 if s is None else s)
-            outcome = RUNNERS[spec.setting](adapter, data, **kwargs)
-            training_mode = None
-            if spec.setting == "ft":
-                training_mode = "linear-probe" if options.linear_probe else "full fine-tuning"
-            elif spec.setting == "seg":
-                training_mode = "segmentation (U-Net decoder)"
-            record = {
-                "schema": "cxrbench.result/1",
-                "protocol": PROTOCOL,
-                "model": identity,
-                "task": {"name": spec.name, "dataset": spec.dataset, "setting": spec.setting, "notes": spec.notes,
-                         "classes": [c.__dict__ for c in spec.classes]},
-                "label_fraction": f,
-                "seed": s,
-                "summary": outcome["summary"],
-                "metrics": outcome["metrics"],
-                "selection": outcome["selection"],
-                "training": outcome.get("training"),
-                "n_eval": outcome.get("n_eval"),
-                "evaluation": {
-                    "deterministic": spec.setting in DETERMINISTIC,
-                    "threshold_on": outcome["selection"].get("threshold_on", options.threshold_on),
-                    "training_mode": training_mode,
-                    "grounding_postprocess": options.grounding_postprocess if spec.setting == "ground" else None,
-                    "split_seed": options.split_seed,
-                    "split_file": str(options.split_file) if options.split_file else None,
-                },
-                "data": {"root": str(data.root), "synthetic": data.synthetic,
-                         "kind": "synthetic" if data.synthetic else "real", "split_seed": options.split_seed,
-                         "splits": data.splits, "subset": subset, "skipped_files": data.skipped,
-                         "warnings": data.table.attrs.get("warnings", {})},
-                "environment": environment(str(device)),
-                "artifacts": [str((work / a).relative_to(path.parent)) for a in outcome.get("artifacts", [])],
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "wall_time_s": time.perf_counter() - start,
-                "timings": log.entries[mark:],  # the phases of this record (the first also pays for loading)
-            }
-            for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write that was killed (kill -9)
-                stale.unlink(missing_ok=True)
-            try:
-                with phase("record"):
-                    write_record(path, record, overwrite=options.overwrite)
-            except OSError as err:  # a full disk, a read-only folder: the record is not written (nor half-written)
-                if isinstance(err, FileExistsError):
-                    raise
-                from cxrbench.errors import UserError
+            with phase("splits"):  # the label-fraction subset drawn with the run seed
+                rows, sub = make_subset(data.table, spec.labels, f, s, work / "subset.txt")
+            subset = {"fraction": f, "seed": s, "path": str(sub.path), "sha256": sub.sha256,
+                      "n_images": sub.n_images, "n_patients": sub.n_patients, "positives": sub.positives}
+            kwargs.update(label_frac=f, subset_rows=rows, linear_probe=options.linear_probe,
+                          settings=FitSettings(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr,
+                                              workers=default_workers(device) if options.workers is None
+                                              else options.workers))
+        torch.manual_seed(0 if s is None else s)
+        outcome = RUNNERS[spec.setting](adapter, data, **kwargs)
+        training_mode = None
+        if spec.setting == "ft":
+            training_mode = "linear-probe" if options.linear_probe else "full fine-tuning"
+        elif spec.setting == "seg":
+            training_mode = "segmentation (U-Net decoder)"
+        record = {
+            "schema": "cxrbench.result/1",
+            "protocol": PROTOCOL,
+            "model": identity,
+            "task": {"name": spec.name, "dataset": spec.dataset, "setting": spec.setting, "notes": spec.notes,
+                     "classes": [c.__dict__ for c in spec.classes]},
+            "label_fraction": f,
+            "seed": s,
+            "summary": outcome["summary"],
+            "metrics": outcome["metrics"],
+            "selection": outcome["selection"],
+            "training": outcome.get("training"),
+            "n_eval": outcome.get("n_eval"),
+            "evaluation": {
+                "deterministic": spec.setting in DETERMINISTIC,
+                "threshold_on": outcome["selection"].get("threshold_on", options.threshold_on),
+                "training_mode": training_mode,
+                "grounding_postprocess": options.grounding_postprocess if spec.setting == "ground" else None,
+                "split_seed": options.split_seed,
+                "split_file": str(options.split_file) if options.split_file else None,
+            },
+            "data": {"root": str(data.root), "synthetic": data.synthetic,
+                     "kind": "synthetic" if data.synthetic else "real", "split_seed": options.split_seed,
+                     "splits": data.splits, "subset": subset, "skipped_files": data.skipped,
+                     "warnings": data.table.attrs.get("warnings", {})},
+            "environment": environment(str(device)),
+            "artifacts": [str((work / a).relative_to(path.parent)) for a in outcome.get("artifacts", [])],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": time.perf_counter() - start,
+            "timings": log.entries[mark:],  # the phases of this record (the first also pays for loading)
+        }
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write that was killed (kill -9)
+            stale.unlink(missing_ok=True)
+        try:
+            with phase("record"):
+                write_record(path, record, overwrite=options.overwrite)
+        except OSError as err:  # a full disk, a read-only folder: the record is not written (nor half-written)
+            if isinstance(err, FileExistsError):
+                raise
+            from cxrbench.errors import UserError
 
-                raise UserError(f"{path}: cannot write the record ({err.strerror or err}); "
-                                "nothing was written") from err
-            paths.append(path)
-            console.print(f"wrote {path}")
+            raise UserError(f"{path}: cannot write the record ({err.strerror or err}); "
+                            "nothing was written") from err
+        mark = len(log.entries)
+        paths.append(path)
+        console.print(f"wrote {path}")
     return paths

@@ -139,8 +139,8 @@ class NIHAdapter(BaseAdapter):
         frame["split"] = split
 
         located = index_files(root, (".png",)) if locate_images else {}
-        default_dir = root / "images"
-        frame["path"] = [str(located.get(name, default_dir / name)) for name in names]
+        default_dir = str(root / "images") + "/"  # (a string prefix: 112k Path joins cost seconds)
+        frame["path"] = [str(located[name]) if name in located else default_dir + name for name in names]
         table = finish_table(frame, self.classes)
         if bbox_path is not None:
             table.attrs["box_file"] = str(bbox_path)

@@ -15,7 +15,7 @@ from cxrbench.data.cache import ImageCache, build_cache
 from cxrbench.data.registry import get_dataset
 from cxrbench.phases import phase
 from cxrbench.tasks.specs import TaskSpec
-from medslip.augment import eval_transform
+from medslip.augment import IMAGENET_MEAN, IMAGENET_STD
 
 EVAL_BATCH = 32
 
@@ -40,10 +40,21 @@ class TaskData:
         return rows[list(self.spec.labels)].to_numpy(dtype=float)
 
     def images(self, rows: pd.DataFrame) -> Tensor:
-        """N x 3 x S x S normalised images from the cache."""
-        index = [self.cache.index_of(p) for p in rows["path"]]
-        return torch.stack([eval_transform(self.cache[i], self.cache.size) for i in index]) if index else \
+        """N x 3 x S x S normalised images from the cache: :func:`medslip.augment.eval_transform` of each, done
+        on the whole batch at once (the cache is already at the size, so the transform's resize is the
+        identity; the values are bitwise those of the per-image transform, tested)."""
+        index = np.fromiter((self.cache.index_of(p) for p in rows["path"]), dtype=np.int64, count=len(rows))
+        return normalize_batch(self.cache.pixels[index]) if len(index) else \
             torch.zeros(0, 3, self.cache.size, self.cache.size)
+
+
+def normalize_batch(pixels: np.ndarray) -> Tensor:
+    """uint8 N x S x S -> float32 N x 3 x S x S: scaled to [0, 1], channel copy, ImageNet mean / std (the
+    per-image :func:`medslip.augment.eval_transform` at its own size, for a whole batch)."""
+    unit = torch.from_numpy(np.ascontiguousarray(pixels)).float() / 255.0
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (unit.unsqueeze(1).expand(-1, 3, -1, -1) - mean) / std
 
 
 #: Files the synthetic corpus writes in every dataset folder it generates (``cxrbench synth``).
@@ -70,8 +81,11 @@ def dataset_root(spec: TaskSpec, data_root: str | Path | None, progress: bool = 
 
 def load_task_data(spec: TaskSpec, data_root: str | Path | None, image_size: int, seed: int = 0,
                    split_file: str | Path | None = None, skip_bad_images: bool = False,
-                   progress: bool = True) -> TaskData:
+                   progress: bool = True, table: pd.DataFrame | None = None) -> TaskData:
     """Load the table, draw the splits (``seed``: the split seed), preflight and cache the images.
+
+    ``table``: the dataset's table already loaded from ``data_root`` with this ``seed`` and ``split_file`` (as
+    :func:`cxrbench.run.validate_data_root` does before a model is loaded), so it is not read twice.
 
     Everything here depends on (task, data root, image size, split seed, split file) only, never on a run's
     seed or label fraction: :func:`cxrbench.run.run` calls it once for all of its records, and a later job over
@@ -81,8 +95,9 @@ def load_task_data(spec: TaskSpec, data_root: str | Path | None, image_size: int
     from cxrbench.data.preflight import preflight
 
     root, synthetic = dataset_root(spec, data_root, progress)
-    with phase("table"):  # the dataset's table and its splits (drawn with the split seed where not given)
-        table = get_dataset(spec.dataset).load(root, seed=seed, split_file=split_file)
+    if table is None:
+        with phase("table"):  # the dataset's table and its splits (drawn with the split seed where not given)
+            table = get_dataset(spec.dataset).load(root, seed=seed, split_file=split_file)
     missing = [c for c in spec.labels if c not in table.columns]
     if missing:
         raise ValueError(f"{spec.dataset} table lacks the task's classes {missing}")

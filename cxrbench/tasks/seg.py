@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
-from monai.networks.nets.flexible_unet import SegmentationHead, UNetDecoder
 from torch import Tensor, nn
 
 from cxrbench.metrics.segmentation import binarise_logits, dice_per_image, segmentation_report
@@ -32,6 +30,8 @@ class EncoderUNet(nn.Module):
         super().__init__()
         self.trunk = encoder.trunk
         channels = (3,) + tuple(encoder.channels[:4])
+        from monai.networks.nets.flexible_unet import SegmentationHead, UNetDecoder  # monai: 4 s to import
+
         self.decoder = UNetDecoder(spatial_dims=2, encoder_channels=channels, decoder_channels=decoder_channels,
                                    act=("relu", {"inplace": True}), norm=("batch", {"eps": 1e-3, "momentum": 0.1}),
                                    dropout=0.0, bias=False, upsample="nontrainable", pre_conv="default",
@@ -56,6 +56,8 @@ def run(adapter, data: TaskData, *, out_dir: Path, n_boot: int, seed: int, label
     train_masks = torch.from_numpy(region_masks(data, subset_rows, label, size))  # bool: 1 byte per pixel
     val, test = data.rows("val"), data.rows("test")
     val_masks = region_masks(data, val, label, size)
+    from monai.losses import DiceCELoss
+
     loss = DiceCELoss(sigmoid=True)
 
     def logits(rows) -> np.ndarray:

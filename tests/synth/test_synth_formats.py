@@ -200,3 +200,17 @@ def test_medslip_pretrain_files(corpora):
 def test_manifest(corpora, dataset):
     man = json.loads((corpora[dataset] / "synthcxr_manifest.json").read_text())
     assert man["dataset"] == dataset and man["size"] == 96 and man["seed"] == 3
+
+
+def test_nih_patient_ids_for_a_full_size_corpus():
+    """112,120 images at 1-4 per patient need more patients than NIH's 30,805 ids: v1 failed there ("Cannot take
+    a larger sample than population"); smaller corpora keep the draw they always had."""
+    import numpy as np
+
+    from cxrbench.synth.writers.nih import NIH_PATIENTS, patient_ids
+
+    ids = patient_ids(np.random.default_rng(3), 56_000)
+    assert len(set(ids)) == 56_000 and ids == sorted(ids) and min(ids) >= 1
+    old = sorted(int(x) for x in np.random.default_rng(3).choice(np.arange(1, 30806), size=500, replace=False))
+    assert patient_ids(np.random.default_rng(3), 500) == old
+    assert max(patient_ids(np.random.default_rng(3), NIH_PATIENTS)) == NIH_PATIENTS

@@ -25,6 +25,18 @@ _WIDTHS = (2500, 2992, 3056, 2048, 2021, 2682, 2894)
 _SPACINGS = (0.14300000000000002, 0.168, 0.139, 0.171, 0.194311)
 
 
+#: NIH CXR14's patient ids run from 1 to 30,805
+NIH_PATIENTS = 30_805
+
+
+def patient_ids(rng: np.random.Generator, n_patients: int) -> list[int]:
+    """``n_patients`` distinct sorted patient ids drawn from NIH's 1..30,805; a corpus with more patients than NIH
+    has (the full-size corpus: 112,120 images at 1-4 images per patient) draws from 1..n_patients instead. Up to
+    30,805 patients the draw is the one SynthCXR has always made, so existing corpora keep their bytes."""
+    pool = np.arange(1, max(NIH_PATIENTS, n_patients) + 1)
+    return sorted(int(x) for x in rng.choice(pool, size=n_patients, replace=False))
+
+
 def write(root: Path, n: int, size: int, seed: int, tick: Tick) -> dict:
     """Write ``n`` images of ``size`` px into ``root``; returns a summary (counts per label)."""
     rng = np.random.default_rng(seed)
@@ -32,7 +44,7 @@ def write(root: Path, n: int, size: int, seed: int, tick: Tick) -> dict:
     counts: list[int] = []
     while sum(counts) < n:
         counts.append(int(min(rng.choice([1, 1, 1, 2, 2, 3, 4]), n - sum(counts))))
-    pids = sorted(int(x) for x in rng.choice(np.arange(1, 30806), size=len(counts), replace=False))
+    pids = patient_ids(rng, len(counts))
     names = [f"{pid:08d}_{k:03d}.png" for pid, c in zip(pids, counts) for k in range(c)]
     block = max(1, -(-n // 4))
     folder = {}
