@@ -115,6 +115,8 @@ def _scan(words: list[str], r: Rules) -> list[list]:
                 if kind == NEG_PRE and payload is not None:
                     toks.append([OBS, payload, i, i + k, None])
                     toks.append([NEG_PRE, None, i, i + k, None])
+                elif kind == AND and 0 < i and i + k < n and words[i - 1] in r.ordinals and words[i + k] in r.ordinals:
+                    pass  # "7th and 8th ribs": one head
                 elif kind != IGNORE:
                     toks.append([kind, payload, i, i + k, None])
                 break
@@ -124,8 +126,14 @@ def _scan(words: list[str], r: Rules) -> list[list]:
 
 
 def _bridged(words: list[str], end: int, start: int, r: Rules) -> bool:
-    """Only modifier words ("small", "lateral", "streaky", ...) lie between word ``end`` and word ``start``."""
-    return end == start or (start - end <= 2 and all(w in r.modifier_words for w in words[end:start]))
+    """Only modifier words ("small", "lateral", "streaky", ...; at most two, or a range "moderate to large") lie
+    between word ``end`` and word ``start``."""
+    if end == start:
+        return True
+    gap = words[end:start]
+    if len(gap) == 3 and gap[1] == "to":  # a degree range: "bilateral moderate to large pleural effusions"
+        gap = gap[::2]
+    return len(gap) <= 2 and all(w in r.modifier_words for w in gap)
 
 
 def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
@@ -142,10 +150,18 @@ def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
             pending, pend_end = t[1], t[3]
             continue
         if kind == POSTSIDE:
-            for prev in reversed(out):
+            for back, prev in enumerate(reversed(out)):
                 if prev[0] in (ANAT, OBS):
                     if prev[4] is None and t[2] - prev[3] <= 3:
                         prev[4] = t[1]
+                        if prev[0] == OBS:
+                            # the side also covers the findings this one interprets or is named with:
+                            # "calcific density nodules consistent with granulomatous disease bilaterally"
+                            for earlier in reversed(out[:len(out) - 1 - back]):
+                                if earlier[0] == OBS and earlier[4] is None:
+                                    earlier[4] = t[1]
+                                elif earlier[0] not in (OBS, PSEUDO):
+                                    break
                     break
                 if prev[0] in (CONJ, COMMA):
                     break
@@ -178,8 +194,8 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
         elif kind == UNC_PRE:
             if not (active == ABSENT and not crossed_comma):  # "no findings to suggest pneumonia"
                 active, crossed_comma = UNCERTAIN, False
-        elif kind in (CONJ, VERB):
-            active = None
+        elif kind in (CONJ, VERB) or (kind == PSEUDO and t[1] == "stop"):
+            active = None  # also "no progression of X", "no change in X": X is stated (present)
         elif kind == COMMA:
             crossed_comma = True
     n = len(toks)
@@ -208,7 +224,10 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
         elif kind == UNC_BOTH:  # "atelectasis versus pneumonia": the whole clause
             for step in (-1, 1):
                 j = idx + step
-                while 0 <= j < n and toks[j][0] not in (CONJ, COMMA, VERB):
+                # forwards, a plain "and" starts another finding ("effusion versus thickening and associated
+                # rib deformities": the deformities are stated)
+                while 0 <= j < n and toks[j][0] not in (CONJ, COMMA, VERB) and not (
+                        step > 0 and toks[j][0] == AND and toks[j][1] is None):
                     if toks[j][0] == OBS and toks[j][1] not in r.normal:  # "stable X versus Y": stable stays
                         status[j] = UNCERTAIN
                     j += step
@@ -246,23 +265,47 @@ def _subject(toks: list[list], verb: int) -> list[int]:
     return out
 
 
+_ARTICLES = frozenset(("the", "a", "an"))
+
+
 def _anatomy_group(toks: list[list], j: int, step: int, words: list[str], r: Rules,
                    located_at: bool = False) -> list[int]:
     """Anatomy token j plus the anatomy tokens joined to it by "and" / "or", or next to it (modifier words
     between allowed: "right hilar and paratracheal", "retrocardiac left lower lobe")."""
     group = [j]
     n = len(toks)
+    if not r.heads[toks[j][1]].joins:
+        return group
     while True:
         if 0 <= j + step < n and toks[j + step][0] == ANAT and (
                 _bridged(words, toks[j][3], toks[j + 1][2], r) if step > 0
                 else _bridged(words, toks[j - 1][3], toks[j][2], r)):
             j += step
+        elif (located_at and step > 0 and j + 2 < n and toks[j + 1][0] == COMMA and (
+                toks[j + 2][0] == ANAT or (j + 3 < n and toks[j + 2][0] == AND and toks[j + 3][0] == ANAT))
+              and not _owned(toks, j + 2 if toks[j + 2][0] == ANAT else j + 3, 1, words, r)
+              and all(w in r.modifier_words or w in _ARTICLES for w in words[toks[j + 1][3]:toks[
+                  j + 2 if toks[j + 2][0] == ANAT else j + 3][2]] if w not in ("and", "or"))
+              and _closed_list(toks, j + 1)):
+            # a comma list of locations: "leads overlie the right atrium, right ventricle, and coronary sinus"
+            j += 2 if toks[j + 2][0] == ANAT else 3
         elif (0 <= j + 2 * step < n and toks[j + step][0] == AND and toks[j + 2 * step][0] == ANAT
-              and not (located_at and _owned(toks, j + 2 * step, step, words, r))):
+              and r.heads[toks[j + 2 * step][1]].joins
+              and not (located_at and _owned(toks, j + 2 * step, step, words, r))
+              and not (step < 0 and _owned(toks, j, 1, words, r) and _object_of(toks, j + 2 * step, words, r))):
             j += 2 * step
         else:
             return group
         group.append(j)
+
+
+def _closed_list(toks: list[list], k: int) -> bool:
+    """From the comma at k, heads and commas lead to "and" / "or" and a last head or the end ("A, B and C"),
+    so the comma separates places, not statements ("cardiac silhouette, mediastinal contours appear ...")."""
+    n = len(toks)
+    while k < n and toks[k][0] in (ANAT, COMMA):
+        k += 1
+    return k < n and toks[k][0] == AND and (k + 1 == n or toks[k + 1][0] == ANAT)
 
 
 def _owned(toks: list[list], k: int, step: int, words: list[str], r: Rules) -> bool:
@@ -270,6 +313,14 @@ def _owned(toks: list[list], k: int, step: int, words: list[str], r: Rules) -> b
     the group ("degenerative disease of the spine as well as rib fractures")."""
     return (step > 0 and k + 1 < len(toks) and toks[k + 1][0] == OBS
             and _bridged(words, toks[k][3], toks[k + 1][2], r))
+
+
+def _object_of(toks: list[list], k: int, words: list[str], r: Rules) -> bool:
+    """Head k, reached backwards over "and" from a head that modifies the observation after it, is the location
+    of an earlier observation ("disease of the spine as well as rib fractures": the fractures are not at the
+    spine)."""
+    return (k > 0 and toks[k - 1][0] == OBS
+            and any(w in r.prepositions for w in words[toks[k - 1][3]:toks[k][2]]))
 
 
 def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]:
@@ -280,22 +331,32 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
     # observations before it ("consolidation and atelectasis in the right lower lobe"), by an observation
     # and its interpretation ("opacities consistent with edema in the lower lobes") and by a part and its
     # whole ("tip of the catheter projects over the right atrium")
-    j, end, skipped = idx + 1, t[3], False
+    j, end, skipped, listed = idx + 1, t[3], False, False
     while j < n:
         k = toks[j][0]
         if k == OBS and (_bridged(words, end, toks[j][2], r) or (
-                toks[j][2] - end <= r.max_prep_gap and words[end] in r.part_of)):
+                toks[j][2] - end <= r.part_of_gap and words[end] in r.part_of)):
             end, j = toks[j][3], j + 1
         elif k in (AND, PSEUDO) and j + 1 < n and toks[j + 1][0] == OBS:
-            end, j = toks[j + 1][3], j + 2
+            end, j, listed = toks[j + 1][3], j + 2, listed or k == AND
         else:
             break
+    # a list member with its own head before it keeps it ("pleural effusions and elevation of both
+    # hemidiaphragms": the effusions are not at the diaphragm)
+    own_head = idx and toks[idx - 1][0] == ANAT and _bridged(words, toks[idx - 1][3], t[2], r)
+    if j + 1 < n and toks[j][0] == COMMA and toks[j + 1][0] == ANAT and _bridged(words, toks[j][3], toks[j + 1][2], r):
+        # a location in apposition that ends the sentence: "calcified granuloma, right lung base"
+        group = _anatomy_group(toks, j + 1, 1, words, r)
+        if group[-1] == n - 1 and toks[group[-1]][3] == len(words):
+            return group
     while j < n and toks[j][0] == VERB:
         end, skipped, j = toks[j][3], True, j + 1
     adjacent_after: list[int] = []
-    if j < n and toks[j][0] == ANAT:
+    if j < n and toks[j][0] == ANAT and not (listed and own_head):
         gap = words[end:toks[j][2]]
-        if gap and len(gap) <= r.max_prep_gap and any(w in r.prepositions for w in gap[:r.prep_reach]):
+        # measurements ("measuring approximately 3.3 cm") do not count towards the reach of the preposition
+        kept = [w for w in gap if w not in r.measure_words and not w.isdigit()]
+        if gap and len(kept) <= r.max_prep_gap and any(w in r.prepositions for w in kept[:r.prep_reach]):
             # "tube terminates in the trachea"; a head right before the observation stays ("left perihilar
             # scarring in the upper lobe")
             before = _anatomy_group(toks, idx - 1, -1, words, r) if (
@@ -311,20 +372,54 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
         if heads:
             return heads[::-1]
     subject = idx + 1 < n and toks[idx + 1][0] in (VERB, NEG_POST, UNC_POST)
+    # a modifier of the next observation ("... demonstrate stable degenerative disease of the spine") is not
+    # about the subject across a verb: it takes that observation's anatomy (see _sentence_mentions)
+    modifier = idx + 1 < n and toks[idx + 1][0] == OBS and _bridged(words, t[3], toks[idx + 1][2], r)
     j = idx - 1
+    negated = False
     while j >= 0:
         k = toks[j][0]
-        if k in (CONJ, COMMA) or (subject and k == AND):
+        if k == NEG_PRE:
+            negated = True
+        elif k == ANAT and negated and not r.heads[toks[j][1]].joins:
+            break  # "low lung volumes without focal opacity": a property head is no place for the negated finding
+        if k in (CONJ, COMMA) or (subject and k == AND) or (modifier and k == VERB) or (
+                k == AND and toks[j + 1][0] == NEG_PRE):  # "X in the right lung and no Y": a new statement
             break
+        if k == ANAT and adjacent_after and toks[adjacent_after[0]][2] == t[3] and any(
+                toks[m][0] in (OBS, AND) for m in range(j + 1, idx)):
+            # "heart within normal limits for low lung volumes", "elevated right hemidiaphragm and low lung
+            # volumes": the head right after "low" is its own
+            return adjacent_after
         if k == ANAT:
             nxt = toks[j + 1]
-            if (j + 1 != idx and nxt[0] == OBS and nxt[2] == toks[j][3] and not _chain(toks, j + 1, idx, words, r)
-                    and not (nxt[1] in r.normal and t[1] in r.normal)):  # "lungs clear and expanded"
+            if (j + 1 != idx and nxt[0] == OBS and _bridged(words, toks[j][3], nxt[2], r)
+                    and not _chain(toks, j + 1, idx, words, r)
+                    and not (nxt[1] in r.normal and t[1] in r.normal)
+                    and not _shared_head(toks, j, idx, words, r)):
                 break  # "pleural effusion or pneumothorax": "pleural" belongs to the effusion
             return _anatomy_group(toks, j, -1, words, r)
         j -= 1
     # 3. an adjacent following head: "enlarged heart", "low lung volumes"
     return adjacent_after
+
+
+def _shared_head(toks: list[list], j: int, idx: int, words: list[str], r: Rules) -> bool:
+    """Head j modifies the observation after it, and observation idx is joined to that one by a plain "and":
+    a second predicate of a normal statement ("lungs clear and expanded") or a second lung finding at the
+    same lung region ("left lower lobe infiltrate and focal atelectasis"; not a pleural finding, not a finding
+    with a default place of its own such as a device or cardiomegaly, not "or")."""
+    first = toks[j + 1]
+    if not (idx == j + 3 and toks[j + 2][0] == AND and toks[j + 2][1] is None
+            and _bridged(words, toks[j + 2][3], toks[idx][2], r)):
+        return False
+    if first[1] in r.normal:
+        return True
+    if first[1] in r.pleural_observations or toks[idx][1] in r.pleural_observations or (
+            toks[idx][1] in r.observation_defaults):  # not a device, not cardiomegaly, not "low"
+        return False
+    names = r.heads[toks[j][1]].resolve(toks[j][4], False)
+    return bool(names) and all(("lobe" in a or "lung" in a) and a != "lung_volumes" for a in names)
 
 
 def _chain(toks: list[list], first: int, idx: int, words: list[str], r: Rules) -> bool:
@@ -333,6 +428,14 @@ def _chain(toks: list[list], first: int, idx: int, words: list[str], r: Rules) -
         if toks[k][0] != OBS or toks[k + 1][0] != OBS or not _bridged(words, toks[k][3], toks[k + 1][2], r):
             return False
     return True
+
+
+def _last_obs(toks: list[list], j: int) -> int:
+    """The observation token j, or the one right before the anatomy heads ending at j ("nodule left
+    midlung"); -1 if there is none."""
+    while j >= 0 and toks[j][0] == ANAT:
+        j -= 1
+    return j if j >= 0 and toks[j][0] == OBS else -1
 
 
 def _words(low: str, r: Rules, full: bool = True) -> tuple[list[str], list]:
@@ -449,8 +552,10 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
                 # "atelectasis versus scarring at the left base")
                 located[idx] = list(located[idx - 2])
             elif idx not in named and t[4] is None and t[1] in r.postposed and idx and (
-                    toks[idx - 1][0] == OBS or (idx > 1 and toks[idx - 1][0] == COMMA and toks[idx - 2][0] == OBS)):
-                located[idx] = list(located[idx - 1 if toks[idx - 1][0] == OBS else idx - 2])
+                    toks[idx - 1][0] == OBS
+                    or (idx > 1 and toks[idx - 1][0] == COMMA and _last_obs(toks, idx - 2) >= 0)):
+                # "nodule stable", "nodule, stable", "granulomatous nodule left midlung, stable"
+                located[idx] = list(located[idx - 1 if toks[idx - 1][0] == OBS else _last_obs(toks, idx - 2)])
             elif (host is not None and idx not in named and t[4] is None and status[idx] != ABSENT
                     and t[1] not in r.normal):
                 located[idx] = list(located[host])
@@ -460,6 +565,45 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
                 host = None
         elif kind in (NEG_PRE, NEG_POST, AND) or (kind == CONJ and t[1] is None):
             host = None
+    # A location fronted before a comma or "there is" covers the sentence: "In the left lung base, there is a 9 mm
+    # nodule", "However, in the left lower lobe there is a nodule".
+    f = 0
+    while f < len(toks) and toks[f][0] in (CONJ, COMMA):  # "However, in the left lower lobe there is ..."
+        f += 1
+    lead = toks[f - 1][3] if f else 0
+    if (f < len(toks) and toks[f][0] == ANAT and 0 < toks[f][2] - lead <= 3
+            and any(w in r.prepositions for w in words[lead:toks[f][2]])):
+        front = _anatomy_group(toks, f, 1, words, r, located_at=True)
+        if front[-1] + 1 < len(toks) and toks[front[-1] + 1][0] in (COMMA, CONJ):
+            for idx in obs_at:
+                if idx not in named and toks[idx][4] is None:
+                    pleural = toks[idx][1] in r.pleural_observations
+                    located[idx] = list(dict.fromkeys(
+                        a for k in front for a in heads[toks[k][1]].resolve(toks[k][4], pleural)))
+    # "Mediastinum is normal with no adenopathy", "lungs are clear, without infiltrate": a finding negated
+    # right after a normal statement is at that statement's anatomy (a pleural finding keeps its own)
+    for idx in obs_at:
+        if idx in named or status[idx] != ABSENT or toks[idx][1] in r.pleural_observations:
+            continue
+        q = idx - 1
+        while q >= 0 and toks[q][0] in (OBS, AND, COMMA):
+            q -= 1
+        if q < 1 or toks[q][0] != NEG_PRE:
+            continue
+        p = q - 1
+        if toks[q][2] == toks[p][2]:
+            pass  # "right lung free of consolidation", "lungs clear without ...": one phrase states both
+        elif words[toks[q][2]] == "without" and toks[p][0] == COMMA:
+            p -= 1
+        elif toks[p][0] == CONJ and words[toks[p][2]] == "with":
+            p -= 1
+        elif words[toks[q][2]] != "without":
+            continue
+        while p > 1 and toks[p][0] == OBS and toks[p][1] not in r.normal and toks[p - 1][0] == AND and (
+                toks[p - 2][0] == OBS):
+            p -= 2  # "lungs remain clear and expanded with no infiltrates"
+        if p >= 0 and toks[p][0] == OBS and toks[p][1] in r.normal and p in named and status[p] == PRESENT:
+            located[idx] = list(located[p])
     out: list = []
     sentence = " ".join(sent.split()) if full else ""
     for idx in obs_at:

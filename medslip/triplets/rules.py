@@ -56,6 +56,7 @@ class AnatomyHead:
     lists: dict[str, tuple[str, ...]]
     pleural: dict[str, tuple[str, ...]] | None = None
     side: Side | None = None  # a head that names a side itself ("biapical"): passed to the heads beside it
+    joins: bool = True  # False: a property, not a place ("lung volumes"): never grouped with other heads
 
     def resolve(self, side: Side | None, pleural: bool) -> tuple[str, ...]:
         """Anatomies named by this head with an optional side, for a (non-)pleural observation."""
@@ -97,6 +98,9 @@ class Rules:
     appositive_hosts: frozenset[str] = frozenset()
     postposed: frozenset[str] = frozenset()
     part_of: frozenset[str] = frozenset()
+    part_of_gap: int = 8
+    measure_words: frozenset[str] = frozenset()
+    ordinals: frozenset[str] = frozenset()
     joined_masks: dict[str, str] = field(default_factory=dict)
 
     def add(self, phrase: str, kind: int, payload: Any, where: str) -> None:
@@ -166,6 +170,7 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
             lists=_side_table(entry, where),
             pleural=_side_table(entry["pleural"], where) if "pleural" in entry else None,
             side=entry.get("side"),
+            joins=bool(entry.get("joins", True)),
         )
         if head.side not in (None,) + _SIDES:
             raise ValueError(f"rules: {where} has side {head.side!r} (left, right or both)")
@@ -196,6 +201,8 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
     for name, kind in (("uncertain_pre", UNC_PRE), ("uncertain_both", UNC_BOTH), ("pseudo", PSEUDO)):
         for f in cues.get(name, []):
             r.add(f, kind, None, f"cues.{name}")
+    for f in cues.get("pseudo_stop", []):  # "no change in X": also ends an earlier pre cue's scope
+        r.add(f, PSEUDO, "stop", "cues.pseudo_stop")
 
     scope = raw.get("scope", {})
     for name, kind in (("conj", CONJ), ("verb", VERB), ("and", AND), ("comma", COMMA)):
@@ -219,12 +226,15 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
     r.prepositions = frozenset(phrase_words(p)[0] for p in raw.get("prepositions", []))
     r.max_prep_gap = int(raw.get("max_prep_gap", 4))
     r.prep_reach = int(raw.get("prep_reach", 2))
-    r.modifier_words = frozenset(w for f in raw.get("modifier_words", []) for w in phrase_words(f))
+    r.ordinals = frozenset(w for f in raw.get("ordinals", []) for w in phrase_words(f))
+    r.modifier_words = frozenset(w for f in raw.get("modifier_words", []) for w in phrase_words(f)) | r.ordinals
     r.normality_predicates = frozenset(_check_observation(o, "normality_predicates")
                                        for o in raw.get("normality_predicates", []))
     r.appositive_hosts = frozenset(_check_observation(o, "appositive_hosts")
                                    for o in raw.get("appositive_hosts", []))
     r.part_of = frozenset(phrase_words(w)[0] for w in raw.get("part_of", []))
+    r.part_of_gap = int(raw.get("part_of_gap", r.max_prep_gap))
+    r.measure_words = frozenset(w for f in raw.get("measure_words", []) for w in phrase_words(f))
     r.postposed = frozenset(_check_observation(o, "postposed") for o in raw.get("postposed", []))
     masks = raw.get("deidentification", {})
     r.masks = frozenset(m.lower() for m in masks.get("masks", []))
