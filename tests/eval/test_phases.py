@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from cxrbench.phases import phase, recording
 
 
@@ -28,14 +26,29 @@ def test_phases_are_recorded_only_inside_a_recording_and_do_not_nest():
     assert set(log.totals()) == {"inference", "metrics", "record"}
 
 
+PEAK_SCRIPT = """
+import json
+import numpy as np
+from cxrbench.phases import phase, recording
+with recording() as log:
+    with phase("cache"):
+        block = np.ones(256 * 2**20, dtype=np.uint8)  # 256 MiB, touched
+        del block
+    with phase("metrics"):
+        pass
+print(json.dumps(log.entries))
+"""
+
+
 def test_peak_memory_is_per_phase():
-    with recording() as log:
-        with phase("cache"):
-            block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MiB, touched
-            del block
-        with phase("metrics"):
-            pass
-    big, small = log.entries
+    """In a fresh interpreter: a long-lived process (the test run itself) may serve the block from memory it
+    already holds, which would not move its peak."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT], capture_output=True, text=True, check=True)
+    big, small = json.loads(out.stdout.strip().splitlines()[-1])
     assert big["peak_rss_mib"] > 0 and small["peak_rss_mib"] > 0
     if big["peak_rss_scope"] == "phase":  # Linux: the high-water mark was reset between the phases
-        assert big["peak_rss_mib"] - small["peak_rss_mib"] > 48
+        assert big["peak_rss_mib"] - small["peak_rss_mib"] > 200
