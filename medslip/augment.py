@@ -136,3 +136,16 @@ def train_transform(image, size: int, policy: str, g: torch.Generator) -> Tensor
 def eval_transform(image, size: int) -> Tensor:
     """Resize to size x size, channel copy, ImageNet normalisation (the published test transform)."""
     return normalize(resize(to_unit_tensor(image), size))
+
+
+def normalize_batch(pixels: np.ndarray) -> Tensor:
+    """uint8 N x S x S -> float32 N x 3 x S x S: :func:`eval_transform` of each image at its own size (no
+    resize), for a whole batch, bitwise equal. Each channel is written in place from the one grey plane: about
+    6 times the per-image transform at 224 px, where broadcasting the three channels at once was slower than it
+    (memory traffic)."""
+    n, height, width = pixels.shape
+    unit = torch.from_numpy(np.ascontiguousarray(pixels)).float().div_(255.0)
+    out = torch.empty(n, 3, height, width)
+    for c, (mean, std) in enumerate(zip(torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD))):
+        torch.sub(unit, mean, out=out[:, c]).div_(std)
+    return out

@@ -186,17 +186,19 @@ def dataset(n: int, size: int, where: Path) -> tuple[Path, float | None]:
 
 
 def table(results: list[dict]) -> str:
-    head = ["run", *PHASES, "total s", "first model call s", "peak RSS MiB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    """The runs as a Markdown table: wall time / peak RSS (MiB) per phase, then the whole process."""
+    from tabulate import tabulate
+
+    rows = []
     for r in results:
-        totals = r["totals"]
         cells = [f"{r['task']} {r['mode']}"]
         for name in PHASES:
-            t = totals.get(name)
+            t = r["totals"].get(name)
             cells.append(f"{t['wall_s']:.1f} s / {t['peak_rss_mib']:.0f}" if t else "-")
-        cells += [f"{r['process_wall_s']:.1f}", f"{r['first_model_call_s']:.1f}", f"{r['peak_rss_mib']:.0f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells + [f"{r['process_wall_s']:.1f}", f"{r['first_model_call_s']:.1f}",
+                             f"{r['peak_rss_mib']:.0f}"])
+    return tabulate(rows, headers=["run", *PHASES, "total s", "first model call s", "peak RSS MiB"],
+                    tablefmt="github", disable_numparse=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ from cxrbench.data.cache import ImageCache, build_cache
 from cxrbench.data.registry import get_dataset
 from cxrbench.phases import phase
 from cxrbench.tasks.specs import TaskSpec
-from medslip.augment import IMAGENET_MEAN, IMAGENET_STD
+from medslip.augment import normalize_batch
 
 EVAL_BATCH = 32
 
@@ -40,25 +40,12 @@ class TaskData:
         return rows[list(self.spec.labels)].to_numpy(dtype=float)
 
     def images(self, rows: pd.DataFrame) -> Tensor:
-        """N x 3 x S x S normalised images from the cache: :func:`medslip.augment.eval_transform` of each, done
-        on the whole batch at once (the cache is already at the size, so the transform's resize is the
-        identity; the values are bitwise those of the per-image transform, tested)."""
+        """N x 3 x S x S normalised images from the cache: :func:`medslip.augment.eval_transform` of each, as
+        one batch (:func:`medslip.augment.normalize_batch`, bitwise equal; the cache is already at the size, so
+        the transform's resize is the identity)."""
         index = np.fromiter((self.cache.index_of(p) for p in rows["path"]), dtype=np.int64, count=len(rows))
         return normalize_batch(self.cache.pixels[index]) if len(index) else \
             torch.zeros(0, 3, self.cache.size, self.cache.size)
-
-
-def normalize_batch(pixels: np.ndarray) -> Tensor:
-    """uint8 N x S x S -> float32 N x 3 x S x S: scaled to [0, 1], channel copy, ImageNet mean / std (the
-    per-image :func:`medslip.augment.eval_transform` at its own size, for a whole batch). Each channel is written
-    in place from the one grey plane: about 6 times the per-image transform at 224 px, where broadcasting the
-    three channels at once was slower than it (memory traffic)."""
-    n, height, width = pixels.shape
-    unit = torch.from_numpy(np.ascontiguousarray(pixels)).float().div_(255.0)
-    out = torch.empty(n, 3, height, width)
-    for c, (mean, std) in enumerate(zip(torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD))):
-        torch.sub(unit, mean, out=out[:, c]).div_(std)
-    return out
 
 
 #: Files the synthetic corpus writes in every dataset folder it generates (``cxrbench synth``).

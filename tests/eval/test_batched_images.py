@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cxrbench.tasks.common import normalize_batch
-from medslip.augment import eval_transform
+from medslip.augment import eval_transform, normalize_batch
 
 
 def test_a_batch_equals_the_per_image_eval_transform_bitwise():
