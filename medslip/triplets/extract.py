@@ -125,12 +125,17 @@ def _scan(words: list[str], r: Rules) -> list[list]:
     return toks
 
 
+def _sided(anatomy: str) -> bool:
+    """A row of one side (left_pleural, lower_right_lobe, ...)."""
+    return "left" in anatomy.split("_") or "right" in anatomy.split("_")
+
+
 def _bridged(words: list[str], end: int, start: int, r: Rules) -> bool:
-    """Only modifier words ("small", "lateral", "streaky", ...; at most two, or a range "moderate to large") lie
-    between word ``end`` and word ``start``."""
+    """Only modifier words ("small", "lateral", "streaky", ...; at most two, or a range "moderate to large") and
+    measurements ("calcified 5 mm granuloma") lie between word ``end`` and word ``start``."""
     if end == start:
         return True
-    gap = words[end:start]
+    gap = [w for w in words[end:start] if w not in r.measure_words and not w[0].isdigit()]
     if len(gap) == 3 and gap[1] == "to":  # a degree range: "bilateral moderate to large pleural effusions"
         gap = gap[::2]
     return len(gap) <= 2 and all(w in r.modifier_words for w in gap)
@@ -155,6 +160,8 @@ def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
                     if prev[4] is None and t[2] - prev[3] <= 3:
                         prev[4] = t[1]
                         if prev[0] == OBS:
+                            if back == 0:  # "opacities bilaterally, most prominent in ...": one phrase
+                                prev[3] = t[3]
                             # the side also covers the findings this one interprets or is named with:
                             # "calcific density nodules consistent with granulomatous disease bilaterally"
                             for earlier in reversed(out[:len(out) - 1 - back]):
@@ -173,7 +180,10 @@ def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
         out.append(t)
     for k in range(len(out) - 1):
         a, b = out[k], out[k + 1]
-        if a[0] == OBS and b[0] == OBS and a[4] is not None and b[4] is None and _bridged(words, a[3], b[2], r):
+        # a sided modifier finding, or a sided head before another head ("left apical pleural thickening":
+        # the left apex and the left pleura), passes its side on
+        if a[0] == b[0] and a[0] in (OBS, ANAT) and a[4] is not None and b[4] is None and _bridged(
+                words, a[3], b[2], r):
             b[4] = a[4]
     return out
 
@@ -183,14 +193,22 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
     status: dict[int, str] = {}
     active: str | None = None
     crossed_comma = False
+    cue_end = -1  # word after a negation cue and the verbs right after it ("no definite visualized",
+    # "does not appear to be"): those verbs belong to the cue and do not end its scope
     for idx, t in enumerate(toks):
         kind = t[0]
+        if kind == VERB and active == ABSENT and cue_end >= 0 and 0 <= t[2] - cue_end <= (
+                1 if toks[idx - 1][0] == VERB else 0):  # one word ("to") only between two verbs
+            cue_end = t[3]
+            continue
+        if kind != VERB:
+            cue_end = -1  # (set again below by a negation cue)
         if kind == OBS:
             if active is not None and crossed_comma and t[1] in r.normal:
                 active = None  # "no effusion, lungs clear": a normal statement starts a new clause
             status[idx] = active or PRESENT
         elif kind == NEG_PRE:
-            active, crossed_comma = ABSENT, False
+            active, crossed_comma, cue_end = ABSENT, False, t[3]
         elif kind == UNC_PRE:
             if not (active == ABSENT and not crossed_comma):  # "no findings to suggest pneumonia"
                 active, crossed_comma = UNCERTAIN, False
@@ -383,6 +401,8 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
             negated = True
         elif k == ANAT and negated and not r.heads[toks[j][1]].joins:
             break  # "low lung volumes without focal opacity": a property head is no place for the negated finding
+        elif k == OBS and negated and toks[j][1] in r.normal and t[1] in r.pleural_observations:
+            break  # "lungs are clear without effusion": the pleura is not the lungs' subject
         if k in (CONJ, COMMA) or (subject and k == AND) or (modifier and k == VERB) or (
                 k == AND and toks[j + 1][0] == NEG_PRE):  # "X in the right lung and no Y": a new statement
             break
@@ -441,7 +461,8 @@ def _last_obs(toks: list[list], j: int) -> int:
 def _words(low: str, r: Rules, full: bool = True) -> tuple[list[str], list]:
     """Word tokens of a lower-cased sentence and their spans (``(start, end)`` or a match); de-identification
     masks ("XXXX") are dropped so that they do not break a phrase ("costophrenic XXXX blunting"), a joined
-    mask ("XXXX-a-XXXX") becomes the word the rule table gives it."""
+    mask ("XXXX-a-XXXX") becomes the word the rule table gives it, and a phrase with masks of one reading
+    ("superior XXXX XXXX") the words the table gives it (none: the phrase is dropped)."""
     if not r.masks or not any(m in low for m in r.masks):
         if not full:
             return WORD_RE.findall(low), []
@@ -454,6 +475,16 @@ def _words(low: str, r: Rules, full: bool = True) -> tuple[list[str], list]:
     while i < n:
         m = matches[i]
         w = m.group()
+        cands = r.mask_phrases.get(w)
+        if cands is not None:
+            hit = next((e for e in cands if i + len(e[0]) <= n
+                        and all(matches[i + k].group() == x for k, x in enumerate(e[0]))), None)
+            if hit is not None:
+                span = _Span(m.start(), matches[i + len(hit[0]) - 1].end())
+                words.extend(hit[1])
+                spans.extend([span] * len(hit[1]))
+                i += len(hit[0])
+                continue
         if w in r.masks:
             if i + 2 < n and r.joined_masks:
                 joined = r.joined_masks.get(low[m.start():matches[i + 2].end()])
@@ -532,6 +563,17 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
             for name in heads[toks[a][1]].resolve(toks[a][4] or side or carried, pleural):
                 if name not in anatomies:
                     anatomies.append(name)
+        if (t[4] is not None and anatomies and group[0] > idx and r.distribution_words
+                and any(w in r.distribution_words for w in words[t[3]:toks[group[0]][2]])):
+            # "opacities bilaterally, most prominent in the lung bases": both lungs and the bases
+            anatomies = list(r.default_anatomies(t[1], t[4])) + [a for a in anatomies
+                                                                 if a not in r.default_anatomies(t[1], t[4])]
+        if (t[4] is not None and anatomies and carried is None and t[1] in r.observation_defaults
+                and not any(_sided(a) for a in anatomies)):
+            # a finding with sided places of its own (effusion, pneumothorax, elevation, ...) at a place without
+            # sided rows keeps its side ("large left effusion extending up to the level of the aortic arch":
+            # the left pleura and the aorta); others do not ("fracture ... on right rib 4")
+            anatomies = [a for a in r.default_anatomies(t[1], t[4]) if _sided(a)] + anatomies
         if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and _bridged(
                 words, t[3], toks[idx + 1][2], r):
             anatomies = [a for a in located[idx + 1] if a != "unspecified"]

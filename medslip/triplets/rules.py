@@ -100,8 +100,11 @@ class Rules:
     part_of: frozenset[str] = frozenset()
     part_of_gap: int = 8
     measure_words: frozenset[str] = frozenset()
+    distribution_words: frozenset[str] = frozenset()
     ordinals: frozenset[str] = frozenset()
     joined_masks: dict[str, str] = field(default_factory=dict)
+    #: first word -> [(words of a phrase with masks, the words it reads as)], longest first
+    mask_phrases: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = field(default_factory=dict)
 
     def add(self, phrase: str, kind: int, payload: Any, where: str) -> None:
         """Register one phrase (with its (s)/(es) expansion); a conflicting re-definition raises."""
@@ -235,10 +238,18 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
     r.part_of = frozenset(phrase_words(w)[0] for w in raw.get("part_of", []))
     r.part_of_gap = int(raw.get("part_of_gap", r.max_prep_gap))
     r.measure_words = frozenset(w for f in raw.get("measure_words", []) for w in phrase_words(f))
+    r.distribution_words = frozenset(w for f in raw.get("distribution_words", []) for w in phrase_words(f))
     r.postposed = frozenset(_check_observation(o, "postposed") for o in raw.get("postposed", []))
     masks = raw.get("deidentification", {})
     r.masks = frozenset(m.lower() for m in masks.get("masks", []))
     r.joined_masks = {k.lower(): " ".join(phrase_words(v)) for k, v in masks.get("joined", {}).items()}
+    for k, v in (masks.get("phrases") or {}).items():
+        words = tuple(phrase_words(k))
+        if not any(w in r.masks for w in words):
+            raise ValueError(f"rules: deidentification.phrases key {k!r} holds no mask")
+        r.mask_phrases.setdefault(words[0], []).append((words, tuple(phrase_words(v or ""))))
+    for v in r.mask_phrases.values():
+        v.sort(key=lambda e: -len(e[0]))
     return r
 
 

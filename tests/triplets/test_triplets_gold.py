@@ -89,6 +89,34 @@ RULES: list[tuple[str, set[tuple[str, str, str]]]] = [
     ("Small bibasilar pleural effusions.",
      {("effusion", "left_costophrenic", P), ("effusion", "right_costophrenic", P),
       ("effusion", "left_pleural", P), ("effusion", "right_pleural", P)}),
+    # third round: masked anatomy phrases, a side across adjacent heads, distributions, negation verbs
+    ("A right central line has its tip at the superior XXXX XXXX.",
+     {("line", "unspecified", P), ("tip", "svc", P)}),
+    ("Stable position of the cardiac XXXX and leads.", {("stable", "unspecified", P), ("lead", "unspecified", P)}),
+    ("Stable obscuration of the left cardiac XXXX.", {("stable", "heart_border", P), ("obscure", "heart_border", P)}),
+    ("Further fibrosis and collapse of the left upper lobe with left apical pleural thickening.",
+     {("tail_abnorm_obs", "upper_left_lobe", P), ("collapse", "upper_left_lobe", P),
+      ("thicken", "left_apical_lung", P), ("thicken", "left_pleural", P)}),
+    ("Minimally increased air space opacities bilaterally, most prominent in the lung bases.",
+     {("opacity", L, P), ("opacity", R, P), ("opacity", "left_lower_lung", P), ("opacity", "right_lower_lung", P)}),
+    ("There does not appear to be significant mediastinal shift.", {("shift", "mediastinal", A)}),
+    ("No definite visualized rib fractures.", {("fracture", "rib", A)}),
+    ("No pneumothorax identified, cardiomegaly present.",
+     {("pneumothorax", "unspecified", A), ("cardiomegaly", "heart_size", P)}),
+    ("Lung volumes are low normal.", {("normal", "lung_volumes", P)}),
+    ("Please note that nondisplaced fractures may not be demonstrated.", {("fracture", "unspecified", U)}),
+    ("CT scan is more sensitive in detecting small nodules.", {("nodule", "unspecified", U)}),
+    ("Lungs are clear bilaterally without effusion or pneumothorax.",
+     {("clear", L, P), ("clear", R, P), ("effusion", "unspecified", A), ("pneumothorax", "unspecified", A)}),
+    ("Calcified 5 mm granuloma in the left midlung.",
+     {("calcification", "left_mid_lung", P), ("tail_abnorm_obs", "left_mid_lung", P)}),
+    ("Patient is a large left effusion extending up to the level of the aortic XXXX.",
+     {("effusion", "left_pleural", P), ("effusion", "aorta", P)}),
+    ("Consolidation and atelectasis in the left lower lobe have cleared.",
+     {("consolidation", "lower_left_lobe", A), ("atelectasis", "lower_left_lobe", A)}),
+    ("Calcified granulomata are present in the right middle lobe and right upper lobe.",
+     {("calcification", "middle_right_lobe", P), ("calcification", "upper_right_lobe", P),
+      ("tail_abnorm_obs", "middle_right_lobe", P), ("tail_abnorm_obs", "upper_right_lobe", P)}),
 ]
 
 
@@ -152,10 +180,10 @@ def test_score_definitions() -> None:
 def test_gold_scores_do_not_regress(gold: list[GoldSentence]) -> None:
     """Regression floors a little under the numbers recorded in docs/triplets.md (not the acceptance targets)."""
     tune = score([g for g in gold if g.split == "tune"])
-    assert tune["present_p"] >= 0.95 and tune["present_r"] >= 0.94 and tune["side_acc"] >= 0.94
+    assert tune["present_p"] >= 0.96 and tune["present_r"] >= 0.96 and tune["side_acc"] >= 0.97
     assert tune["absent_p"] >= 0.96 and tune["absent_r"] >= 0.96 and tune["normal_fp"] <= 0.015
     held = score([g for g in gold if g.split == "heldout"])
-    assert held["present_p"] >= 0.88 and held["present_r"] >= 0.86 and held["side_acc"] >= 0.85
+    assert held["present_p"] >= 0.90 and held["present_r"] >= 0.88 and held["side_acc"] >= 0.87
     assert held["normal_fp"] <= 0.04
 
 

@@ -190,6 +190,9 @@ def test_rule_table_is_validated() -> None:
     bad = dict(raw, cues=dict(raw["cues"], negation_pre=[False]))  # YAML's bare `no`
     with pytest.raises(ValueError, match="quote"):
         compile_rules(bad)
+    bad = dict(raw, deidentification=dict(raw["deidentification"], phrases={"superior vena": "svc"}))
+    with pytest.raises(ValueError, match="holds no mask"):
+        compile_rules(bad)
 
 
 def test_custom_rules_are_used() -> None:
