@@ -125,9 +125,14 @@ def _scan(words: list[str], r: Rules) -> list[list]:
     return toks
 
 
-def _sided(anatomy: str) -> bool:
-    """A row of one side (left_pleural, lower_right_lobe, ...)."""
-    return "left" in anatomy.split("_") or "right" in anatomy.split("_")
+def side_of(anatomy: str) -> str | None:
+    """``left`` / ``right`` for a sided anatomy row (left_pleural, lower_left_lobe, ...), else None."""
+    parts = anatomy.split("_")
+    if "left" in parts:
+        return "left"
+    if "right" in parts:
+        return "right"
+    return None
 
 
 def _bridged(words: list[str], end: int, start: int, r: Rules) -> bool:
@@ -566,14 +571,14 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
         if (t[4] is not None and anatomies and group[0] > idx and r.distribution_words
                 and any(w in r.distribution_words for w in words[t[3]:toks[group[0]][2]])):
             # "opacities bilaterally, most prominent in the lung bases": both lungs and the bases
-            anatomies = list(r.default_anatomies(t[1], t[4])) + [a for a in anatomies
-                                                                 if a not in r.default_anatomies(t[1], t[4])]
+            own = r.default_anatomies(t[1], t[4])
+            anatomies = list(own) + [a for a in anatomies if a not in own]
         if (t[4] is not None and anatomies and carried is None and t[1] in r.observation_defaults
-                and not any(_sided(a) for a in anatomies)):
+                and not any(side_of(a) for a in anatomies)):
             # a finding with sided places of its own (effusion, pneumothorax, elevation, ...) at a place without
             # sided rows keeps its side ("large left effusion extending up to the level of the aortic arch":
             # the left pleura and the aorta); others do not ("fracture ... on right rib 4")
-            anatomies = [a for a in r.default_anatomies(t[1], t[4]) if _sided(a)] + anatomies
+            anatomies = [a for a in r.default_anatomies(t[1], t[4]) if side_of(a)] + anatomies
         if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and _bridged(
                 words, t[3], toks[idx + 1][2], r):
             anatomies = [a for a in located[idx + 1] if a != "unspecified"]

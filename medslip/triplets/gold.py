@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from medslip.triplets.extract import _SENTENCE_RE, extract_mentions, sections
+from medslip.triplets.extract import _SENTENCE_RE, extract_mentions, sections, side_of
 from medslip.triplets.rules import Rules, default_rules
 from medslip.vocab import ANATOMY_INDEX, NORMAL_OBSERVATIONS, OBSERVATION_INDEX
 
@@ -176,16 +176,6 @@ def gold_cells(g: GoldSentence) -> dict[tuple[str, str], int]:
         if v is not None and (v == 1 or cells.get((obs, anat)) != 1):
             cells[(obs, anat)] = v
     return cells
-
-
-def side_of(anatomy: str) -> str | None:
-    """``left`` / ``right`` for a sided anatomy row (left_pleural, lower_left_lobe, ...), else None."""
-    parts = anatomy.split("_")
-    if "left" in parts:
-        return "left"
-    if "right" in parts:
-        return "right"
-    return None
 
 
 def _sides(cells: dict[tuple[str, str], int], obs: str) -> frozenset[str]:
