@@ -238,11 +238,12 @@ def grounding_report(
     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
     normalise: bool = True,
     strict: bool = False,
+    maps_rule: str | None = None,
 ) -> dict[str, Any]:
     """Pointing game, IoU and Dice over positive images, with bootstrap intervals.
 
-    ``normalise=False`` binarises the maps as given (the published post-processing normalises by the batch
-    maximum itself); ``strict=True`` binarises as ``map > threshold`` instead of ``>=``.
+    ``normalise=False`` binarises the maps as given (a model's published post-processing, described by
+    ``maps_rule`` in the record); ``strict=True`` binarises as ``map > threshold`` instead of ``>=``.
 
     Args:
         maps: ``(N, H, W)`` maps of one class at the evaluated size.
@@ -267,7 +268,7 @@ def grounding_report(
     constant = int(np.sum(raw.max(axis=(1, 2)) == raw.min(axis=(1, 2)))) if n_pos else 0
     result: dict[str, Any] = {
         "protocol": dict(PROTOCOL) if normalise and not strict else {
-            **PROTOCOL, "maps": "as given (published rule: divided by the batch maximum)",
+            **PROTOCOL, "maps": f"as given ({maps_rule or 'a published post-processing'})",
             "iou_dice": f"map {'>' if strict else '>='} threshold vs region, per image, averaged over images"},
         "threshold": float(threshold),
         "n_images": int(positive.size),

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from cxrbench.downloads import HOW_TO_ALLOW, downloads_allowed
+from cxrbench.metrics.grounding_postprocess import PublishedGrounding
 from cxrbench.models.base import ClassSpec, Encoder, ModelEntry, ResNetTrunk, file_sha256, resnet_channels
 from medslip.augment import IMAGENET_MEAN, IMAGENET_STD
 
@@ -76,6 +77,10 @@ class BiovilAdapter:
     """BioViL / BioViL-T behind the harness contract (see the module docstring)."""
 
     settings = frozenset({"zs", "ground", "ft", "seg"})
+    #: hi-ml's get_similarity_map_from_embeddings + resize: ``ground`` already returns that map (raw cosine,
+    #: Gaussian sigma 1.5, nearest onto the image); BioViL publishes no binarisation (its MS-CXR metric is CNR)
+    published_grounding = {"published": PublishedGrounding("hi-ml BioViL similarity map", normalise="none",
+                                                           upsample="as-given", threshold=None)}
 
     def __init__(self, model, name: str = "biovil", weights: str = "released", files: dict[str, Path] | None = None,
                  image_size: int | None = None, reduced: bool = False) -> None:

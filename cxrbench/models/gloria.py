@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from cxrbench.downloads import downloads_allowed
+from cxrbench.metrics.grounding_postprocess import PublishedGrounding
 from cxrbench.models.base import ClassSpec, Encoder, ModelEntry, ResNetTrunk, file_sha256, resnet_channels
 
 NAME = "gloria"
@@ -90,6 +91,11 @@ class _GloriaTrunk(nn.Module):
 
 class GloriaAdapter:
     name = NAME
+    #: gloria/utils/utils.py build_attention_images (the maps its training draws; GLoRIA publishes no grounding
+    #: metric): 19 x 19 maps expanded x16 by pyramid_expand with sigma 20, min-max normalised
+    published_grounding = {"published": PublishedGrounding("GLoRIA build_attention_images", normalise="min-max",
+                                                           upsample="pyramid-expand", threshold=None, factor=16,
+                                                           sigma=20.0)}
     settings = frozenset({"zs", "ground", "ft", "seg"})
 
     def __init__(self, model, tokenizer, weights: str, checkpoint: Path | None, image_size: int = 224,

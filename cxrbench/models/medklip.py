@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from cxrbench.downloads import downloads_allowed
+from cxrbench.metrics.grounding_postprocess import PublishedGrounding
 from cxrbench.models.base import ClassSpec, Encoder, ModelEntry, ResNetTrunk, file_sha256, resnet_channels
 
 NAME = "medklip"
@@ -50,6 +51,9 @@ POSTPROCESS = ("published RSNA script: 14x14 map repeated 16x16 (nearest) to 224
 class MedKLIPAdapter:
     name = NAME
     settings = frozenset({"zs", "ground", "ft", "seg"})
+    #: Sample_Zero-Shot_Grounding_RSNA/test.py: raw attention, patches repeated, ``score_cal`` binarises at 0.008
+    published_grounding = {"published": PublishedGrounding("MedKLIP RSNA grounding script (score_cal)",
+                                                           normalise="none", upsample="repeat", threshold=0.008)}
 
     def __init__(self, model, text_encoder, weights: str, checkpoint: Path | None, image_size: int = 224,
                  description_file: Path | None = None, book_fingerprint: str | None = None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cxrbench.metrics.grounding_postprocess import PublishedGrounding
 from cxrbench.models.base import (ClassSpec, Encoder, ModelEntry, ResNetTrunk, downloads_allowed, file_sha256,
                                   resnet_channels)
 from medslip.model import MeDSLIP
@@ -28,6 +29,13 @@ class MedslipAdapter:
 
     name = "medslip"
     settings = frozenset({"zs", "ground", "ft", "seg"})
+    #: the published RSNA grounding script (medslip-spec.md, "Zero-shot grounding")
+    published_grounding = {
+        "published": PublishedGrounding("MeDSLIP grounding script", normalise="batch-max", upsample="repeat",
+                                        threshold=0.0),
+        "published-anatomy": PublishedGrounding("MeDSLIP grounding script, anatomy product", normalise="batch-max",
+                                                upsample="repeat", threshold=0.01, anatomy_product=True),
+    }
 
     def __init__(self, model: MeDSLIP, checkpoint: str | Path | None, image_size: int = 224,
                  text_encoder: str | None = None, source: str = "medslip-checkpoint",

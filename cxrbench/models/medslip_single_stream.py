@@ -20,6 +20,8 @@ class SingleStreamAdapter(MedslipAdapter):
     """MeDSLIP's adapter logic for the single-stream ablation."""
 
     name = "medslip-single-stream"
+    #: MeDSLIP's rule on the one pathology stream; no anatomy stream, so no anatomy product
+    published_grounding = {"published": MedslipAdapter.published_grounding["published"]}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, image_size: int | None = None,  # type: ignore[override]

@@ -143,25 +143,34 @@ def test_nih_grounding_evaluates_every_positive_test_image_at_a_declared_thresho
 
 
 def test_threshold_on_test_is_honoured_and_published_postprocessing_is_recorded(tmp_path, small_roots):
+    from cxrbench.models.medslip import MedslipAdapter
+
     data = prepare(get_task("siim-ground"), small_roots["siim-acr"], 64, tmp_path / "w", progress=False)
     oracle = _Oracle(data)
     assert ground.run(oracle, data, out_dir=tmp_path, n_boot=10)["selection"]["chosen_on"] == "val"
     on_test = ground.run(oracle, data, out_dir=tmp_path, n_boot=10, threshold_on="test")
     assert on_test["selection"]["chosen_on"] == "test" and on_test["selection"]["threshold_on"] == "test"
+    with pytest.raises(ValueError, match="declares no published grounding"):
+        ground.run(oracle, data, out_dir=tmp_path, n_boot=10, postprocess="published")
+    oracle.published_grounding = {"published": MedslipAdapter.published_grounding["published"]}
     published = ground.run(oracle, data, out_dir=tmp_path, n_boot=10, postprocess="published")
     assert published["selection"]["postprocess"] == "published" and published["selection"]["threshold"] == 0.0
+    assert "batch" in published["selection"]["postprocess_rule"]
     assert published["summary"]["dice"]["value"] == pytest.approx(1.0)  # oracle maps: regions, > 0 inside
-    with pytest.raises(ValueError, match="anatomy"):
+    with pytest.raises(ValueError, match="published-anatomy"):
         ground.run(oracle, data, out_dir=tmp_path, n_boot=10, postprocess="published-anatomy")
 
 
 def test_published_maps_use_the_batch_maximum_and_patch_repetition():
+    from cxrbench.models.medslip import MedslipAdapter
+
     class Grid:
         def ground(self, images, classes):
             g = torch.arange(images.shape[0] * 4, dtype=torch.float32).reshape(-1, 1, 2, 2)
             return g
 
-    maps = ground._published_maps(Grid(), torch.zeros(3, 3, 8, 8), None, 8, anatomy=False)
+    rule = MedslipAdapter.published_grounding["published"]
+    maps = ground._published_maps(Grid(), torch.zeros(3, 3, 8, 8), None, 8, rule)
     assert maps.shape == (3, 8, 8) and maps.max() == 1.0  # divided by the maximum over the batch (11)
     torch.testing.assert_close(maps[0, :4, :4], torch.zeros(4, 4))
     torch.testing.assert_close(maps[2, 4:, 4:], torch.ones(4, 4))

@@ -47,6 +47,39 @@ def test_fixture_of_the_published_code_is_reproduced(fixture):
     assert all(v.ok for v in verdicts), [v for v in verdicts if not v.ok]
 
 
+def test_everything_after_the_resnet_matches_at_the_strict_tolerance(fixture):
+    """Fed the fixture's own ResNet-50 features, our embedders, similarities, zero-shot rules, word-to-region maps
+    and losses match the published code at rel 1e-5 (the end-to-end pass allows ResNet float32 rounding)."""
+    from baselines.gloria.reference import reproduce
+
+    tensors, meta = fixture
+    checks = [c for c in reproduce(tensors, meta, end_to_end=False) if "from the fixture's ResNet features" in c.name]
+    covered = {c.name.split(" |")[0] for c in checks}
+    assert {"img_emb_l", "sim_local", "zeroshot", "attn_map.0", "zs_attn.0", "loss"} <= covered
+    assert all(c.rtol == 1e-5 and c.atol is None for c in checks)
+    verdicts = [evaluate(c) for c in checks]
+    assert all(v.ok for v in verdicts), [v for v in verdicts if not v.ok]
+
+
+def test_strict_pass_catches_a_cap_len_by_words(fixture):
+    """The published zero-shot local score uses character counts (pitfall 1); word counts fail at 1e-5."""
+    from baselines.gloria.reference import build
+
+    tensors, meta = fixture
+    model = build(tensors, meta)
+    with torch.no_grad():
+        emb_l = model.img_encoder.local_embedder(tensors["expected.img_feat_l"].float())
+    prompt_emb_l = tensors["expected.prompt_emb_l"].float()
+    words = torch.tensor([len(s.split()) for s in json.loads(meta["prompt_strings_in_order"])])
+    from baselines.reference import Check
+
+    def strict(actual):
+        return evaluate(Check("sim_local", tensors["expected.sim_local"], actual, rtol=1e-5)).ok
+
+    assert not strict(S.local_similarities(emb_l, prompt_emb_l, words)[0])
+    assert strict(S.local_similarities(emb_l, prompt_emb_l, tensors["input.prompt_cap_lens"])[0])
+
+
 def test_reproduction_detects_a_wrong_rule(fixture):
     """The published standardisation is over the images (axis 0): standardising over the classes fails."""
     tensors, _ = fixture
