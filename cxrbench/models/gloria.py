@@ -2,7 +2,7 @@
 
 ``--checkpoint`` is the released Lightning ``chexpert_resnet50.ckpt`` (``cxrbench zoo list`` says where it comes
 from; it is read without running any code from the file), ``random`` (random weights of the released architecture:
-ResNet-50 + a Bio_ClinicalBERT-shaped tower; its tokenizer must be local) or ``random:small`` (a reduced random
+ResNet-50 + a Bio_ClinicalBERT-shaped tower; its tokenizer must be local) or ``random-reduced`` (a reduced random
 model for tests: the tower's input resize 64 instead of 299, a 2-layer 64-wide BERT with a character vocabulary).
 ``--text-encoder`` names the tokenizer (Bio_ClinicalBERT from the local Hugging Face cache by default; the BERT
 weights themselves are in the checkpoint).
@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from cxrbench.downloads import downloads_allowed
 from cxrbench.metrics.grounding_postprocess import PublishedGrounding
+from cxrbench.zoo.adapters import RANDOM_REDUCED, canonical_checkpoint
 from cxrbench.models.base import ClassSpec, Encoder, ModelEntry, ResNetTrunk, file_sha256, resnet_channels
 
 NAME = "gloria"
@@ -243,9 +244,10 @@ def load(checkpoint: Path | str | None = None, text_encoder: str | None = None, 
     source = prompt_source or os.environ.get(PROMPTS_ENV) or "published"
     if checkpoint is None:
         raise ValueError("gloria needs --checkpoint: the released chexpert_resnet50.ckpt (see `cxrbench zoo list`), "
-                         f"or '{RANDOM}' (random weights of the released architecture) / '{RANDOM}:{SMALL}'")
-    spec = str(checkpoint)
-    if spec in (RANDOM, f"{RANDOM}:{SMALL}"):
+                         f"or '{RANDOM}' (random weights of the released architecture) / '{RANDOM_REDUCED}' (a "
+                         "reduced random model)")
+    spec = str(canonical_checkpoint(checkpoint))
+    if spec in (RANDOM, RANDOM_REDUCED):
         if spec == RANDOM:
             name = text_encoder or BIO_CLINICAL_BERT
             tokenizer, config = _tokenizer(name), GloriaConfig()

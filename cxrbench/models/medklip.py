@@ -1,8 +1,8 @@
 """The ``medklip`` model adapter: the published MedKLIP (MediaBrain-SJTU/MedKLIP) and its released weights.
 
 ``--checkpoint`` is the released ``checkpoint_final.pth`` (``cxrbench zoo list`` says where it comes from), or
-``random`` (random weights of the released architecture) / ``random:resnet18`` (a reduced random model, for
-tests): the record's ``weights`` says which. The query book is built from ``--description-file`` (the entity
+``random`` (random weights of the released architecture) / ``random-reduced`` (a reduced ResNet-18 model, for
+tests; ``random:BACKBONE`` picks another trunk): the record's ``weights`` says which. The query book is built from ``--description-file`` (the entity
 description JSON the checkpoint was trained with, published as ``observation explanation.json``; without it
 this project's own descriptions are used and the record says so) and ``--text-encoder`` (Bio_ClinicalBERT for
 the released file, from the local Hugging Face cache; ``tiny-random`` by default for random weights), and cached
@@ -30,6 +30,7 @@ from torch import Tensor
 
 from cxrbench.downloads import downloads_allowed
 from cxrbench.metrics.grounding_postprocess import PublishedGrounding
+from cxrbench.zoo.adapters import RANDOM_REDUCED, canonical_checkpoint
 from cxrbench.models.base import ClassSpec, Encoder, ModelEntry, ResNetTrunk, file_sha256, resnet_channels
 
 NAME = "medklip"
@@ -171,8 +172,11 @@ def load(checkpoint: Path | str | None = None, description_file: Path | None = N
 
     if checkpoint is None:
         raise ValueError("medklip needs --checkpoint: the released checkpoint_final.pth (see `cxrbench zoo list`), "
-                         f"or '{RANDOM}' (random weights of the released architecture) / '{RANDOM}:resnet18'")
-    spec = str(checkpoint)
+                         f"or '{RANDOM}' (random weights of the released architecture) / '{RANDOM_REDUCED}' (a "
+                         f"reduced ResNet-18 model) / '{RANDOM}:BACKBONE'")
+    spec = str(canonical_checkpoint(checkpoint))
+    if spec == RANDOM_REDUCED:
+        spec = f"{RANDOM}:resnet18"
     random_weights = spec == RANDOM or spec.startswith(RANDOM + ":")
     if text_encoder:
         name = text_encoder

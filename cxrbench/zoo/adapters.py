@@ -1,7 +1,9 @@
 """What every zoo adapter shares: the random-weights convention, the rule choice and the record fields.
 
 - ``--checkpoint random`` gives random weights of the released architecture, ``--checkpoint random-reduced`` the
-  catalog's small ``reduced`` configuration (tests); :func:`random_kind` tells them apart.
+  catalog's small ``reduced`` configuration (tests), for every zoo model; :func:`random_kind` tells them apart.
+  The older per-family spellings of the reduced model (``random:reduced``, ``random:small``, ``random:resnet18``)
+  are read as ``random-reduced`` (:func:`canonical_checkpoint`).
 - :func:`choose_rule` validates ``--zero-shot-rule`` against the catalog (first = default).
 - :func:`zoo_identity` is the common part of ``describe()``: ``zoo: True``, ``zoo_name``, ``weights``
   ("released" or "random"), ``checkpoint`` / ``checkpoint_sha256`` (one file: its sha256; an ensemble: the
@@ -24,11 +26,18 @@ class ZooWeightsMissing(FileNotFoundError):
 
 RANDOM = "random"
 RANDOM_REDUCED = "random-reduced"
+#: earlier spellings of ``random-reduced`` (MedCLIP, GLoRIA, MedKLIP), still accepted
+REDUCED_ALIASES = ("random:reduced", "random:small", "random:resnet18")
+
+
+def canonical_checkpoint(checkpoint: str | Path | None) -> str | Path | None:
+    """``checkpoint`` with an old spelling of the reduced random model replaced by ``random-reduced``."""
+    return RANDOM_REDUCED if checkpoint is not None and str(checkpoint) in REDUCED_ALIASES else checkpoint
 
 
 def random_kind(checkpoint: str | Path | None) -> str | None:
     """``"random"`` / ``"random-reduced"`` when the checkpoint asks for random weights, else None."""
-    text = str(checkpoint) if checkpoint is not None else None
+    text = str(canonical_checkpoint(checkpoint)) if checkpoint is not None else None
     return text if text in (RANDOM, RANDOM_REDUCED) else None
 
 
@@ -95,5 +104,5 @@ def zoo_identity(name: str, files: Sequence[str | Path] | None, rule: str, rando
     return out
 
 
-__all__ = ["RANDOM", "RANDOM_REDUCED", "ZooWeightsMissing", "choose_rule", "ensemble_sha256", "random_kind", "split_checkpoints",
+__all__ = ["RANDOM", "RANDOM_REDUCED", "REDUCED_ALIASES", "ZooWeightsMissing", "canonical_checkpoint", "choose_rule", "ensemble_sha256", "random_kind", "split_checkpoints",
            "zoo_identity"]

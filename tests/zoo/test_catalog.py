@@ -152,3 +152,15 @@ def test_fetch_pins_a_verified_revision(monkeypatch, no_network):
     out = CliRunner().invoke(app, ["zoo", "fetch", "m", "--allow-download"], env=WIDE)
     assert out.exit_code == 0, out.output
     assert calls == [{"repo_id": "org/m", "revision": rev, "allow_patterns": ["w.bin"]}]
+
+
+def test_one_spelling_for_the_reduced_random_model():
+    """Every zoo model takes ``--checkpoint random-reduced``; the old per-family spellings still mean the same."""
+    from cxrbench.zoo.adapters import RANDOM_REDUCED, REDUCED_ALIASES, canonical_checkpoint, random_kind
+    from cxrbench.zoo.catalog import load_catalog
+
+    named = {e.name: e.reduced["checkpoint"] for e in load_catalog().values() if e.reduced.get("checkpoint")}
+    assert len(named) >= 4 and set(named.values()) == {RANDOM_REDUCED}, named
+    for alias in REDUCED_ALIASES:
+        assert canonical_checkpoint(alias) == RANDOM_REDUCED and random_kind(alias) == RANDOM_REDUCED
+    assert canonical_checkpoint("random") == "random" and canonical_checkpoint("a.pt") == "a.pt"

@@ -204,7 +204,7 @@ def test_zero_shot_rules():
 def adapter():
     from cxrbench.models.gloria import load
 
-    return load("random:small", image_size=64)
+    return load("random-reduced", image_size=64)
 
 
 CLASSES = [ClassSpec("Pneumonia", "pneumonia", None, ("There is pneumonia.", "Findings consistent with pneumonia.")),
@@ -218,7 +218,7 @@ def test_adapter_rules_maps_and_encoder(adapter):
     scores = adapter.zero_shot(images, CLASSES)
     assert scores.shape == (3, 2)
     assert torch.allclose(adapter.zero_shot(images[:1], CLASSES), scores[:1], atol=1e-5)  # per-image: batch-free
-    batch_rule = GloriaAdapter(adapter.model, adapter.tokenizer, "random:small", None, 64, "published-batch")
+    batch_rule = GloriaAdapter(adapter.model, adapter.tokenizer, "random-reduced", None, 64, "published-batch")
     assert torch.allclose(batch_rule.zero_shot(images, CLASSES), S.normalize_over_images(scores), atol=1e-4)
     assert batch_rule.describe()["zero_shot_rule"] == "published-batch"
     maps = adapter.ground(images, CLASSES)
@@ -227,16 +227,16 @@ def test_adapter_rules_maps_and_encoder(adapter):
     feats = enc.trunk(images)
     assert [f.shape[1] for f in feats] == list(enc.channels) and enc.arch == "resnet50"
     info = adapter.describe()
-    assert info["zoo"] and info["weights"] == "random:small" and info["zero_shot_rule"] == "per-image"
+    assert info["zoo"] and info["weights"] == "random-reduced" and info["zero_shot_rule"] == "per-image"
     from baselines.gloria.prompts import chexpert_class_prompts
 
     effusion = ClassSpec("Effusion", "effusion", None, ("There is a pleural effusion.",))
     assert adapter.prompts(effusion) == tuple(chexpert_class_prompts()["Pleural Effusion"])
     assert adapter.prompts(CLASSES[0]) == CLASSES[0].positive_prompts  # not a GLoRIA class: the task's prompts
-    task_prompts = GloriaAdapter(adapter.model, adapter.tokenizer, "random:small", None, 64, prompt_source="task")
+    task_prompts = GloriaAdapter(adapter.model, adapter.tokenizer, "random-reduced", None, 64, prompt_source="task")
     assert task_prompts.prompts(effusion) == ("There is a pleural effusion.",)
     with pytest.raises(ValueError, match="rule"):
-        GloriaAdapter(adapter.model, adapter.tokenizer, "random:small", None, 64, "mean")
+        GloriaAdapter(adapter.model, adapter.tokenizer, "random-reduced", None, 64, "mean")
 
 
 @pytest.fixture
@@ -267,14 +267,14 @@ def test_cli_run_end_to_end_offline(task, dataset, synth_roots, tmp_path, no_net
     from cxrbench.results import validate_record
 
     out = tmp_path / "results"
-    result = CliRunner().invoke(app, ["run", "--model", "gloria", "--checkpoint", "random:small", "--task", task,
+    result = CliRunner().invoke(app, ["run", "--model", "gloria", "--checkpoint", "random-reduced", "--task", task,
                                       "--image-size", "64", "--data-root", str(synth_roots[dataset]), "--out",
                                       str(out), "--n-boot", "10", "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output
     record = json.loads((out / "gloria" / task / "frac-none_seed-none.json").read_text())
     validate_record(record)
     model = record["model"]
-    assert model["name"] == "gloria" and model["zoo"] and model["weights"] == "random" and model["weights_name"] == "random:small"
+    assert model["name"] == "gloria" and model["zoo"] and model["weights"] == "random" and model["weights_name"] == "random-reduced"
     assert model["zero_shot_rule"] == "per-image" and "get_attn_maps" in model["grounding"]
     if task == "rsna-ground":
         assert record["n_eval"]["test_pairs"] > 0 and record["summary"]["pointing_game"]["value"] is not None

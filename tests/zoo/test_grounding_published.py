@@ -94,8 +94,8 @@ def rsna_root(tmp_path_factory):
                     progress=False)
 
 
-@pytest.mark.parametrize("model,checkpoint,threshold", [("medklip", "random:resnet18", 0.008),
-                                                        ("gloria", "random:small", None)])
+@pytest.mark.parametrize("model,checkpoint,threshold", [("medklip", "random-reduced", 0.008),
+                                                        ("gloria", "random-reduced", None)])
 def test_published_postprocessing_end_to_end(model, checkpoint, threshold, rsna_root, tmp_path, no_network):
     from typer.testing import CliRunner
 

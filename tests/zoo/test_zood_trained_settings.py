@@ -19,7 +19,7 @@ def siim_root(tmp_path_factory):
 
 
 @pytest.mark.slow  # trains a U-Net and a classifier per model (minutes on a shared CPU)
-@pytest.mark.parametrize("model,checkpoint", [("medklip", "random:resnet18"), ("gloria", "random:small")])
+@pytest.mark.parametrize("model,checkpoint", [("medklip", "random-reduced"), ("gloria", "random-reduced")])
 def test_seg_and_ft_run_on_the_model_encoder(model, checkpoint, siim_root, tmp_path):
     from cxrbench.results import validate_record
     from cxrbench.run import RunOptions, run
