@@ -205,15 +205,16 @@ def find_file(root: Path, names: tuple[str, ...], what: str, required: bool = Tr
     return None
 
 
-def index_files(root: Path, suffixes: tuple[str, ...], under: tuple[str, ...] = ()) -> dict[str, Path]:
-    """Map file name -> path for every file with one of ``suffixes`` below ``root`` (any depth).
+def index_files(root: Path, suffixes: tuple[str, ...], under: tuple[str, ...] = ()) -> dict[str, str]:
+    """Map file name -> path (a string) for every file with one of ``suffixes`` below ``root`` (any depth).
 
     ``under`` restricts the walk to those sub-folders when given.  When a name occurs twice the
     lexicographically first path wins, so the result does not depend on directory listing order.
+    Paths are joined as strings: a ``Path`` per file costs seconds at NIH size (112k files).
     """
     import os
 
-    found: dict[str, Path] = {}
+    found: dict[str, str] = {}
     starts = [root / u for u in under] if under else [root]
     lowered = tuple(s.lower() for s in suffixes)
     for start in starts:
@@ -221,9 +222,10 @@ def index_files(root: Path, suffixes: tuple[str, ...], under: tuple[str, ...] = 
             continue
         for dirpath, dirnames, filenames in os.walk(start):
             dirnames.sort()
+            prefix = os.path.join(dirpath, "")
             for fn in sorted(filenames):
                 if fn.lower().endswith(lowered) and fn not in found:
-                    found[fn] = Path(dirpath) / fn
+                    found[fn] = prefix + fn
     return found
 
 

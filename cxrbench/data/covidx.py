@@ -71,7 +71,7 @@ class COVIDxAdapter(BaseAdapter):
                 rows.append({"image_id": filename, "patient_id": pid, "COVID-19": value, "split": split,
                              "label_text": label, "source": source})
         frame = pd.DataFrame(rows, columns=["image_id", "patient_id", "COVID-19", "split", "label_text", "source"])
-        located: dict[str, Path] | None = None  # indexed on the first image not where expected
+        located: dict[str, str] | None = None  # indexed on the first image not where expected
         paths = []
         for filename, split in zip(frame["image_id"], frame["split"], strict=True):
             expected = root / split / filename

@@ -186,3 +186,24 @@ def test_siim_train_folder_only_still_gets_a_test_split(tmp_path: Path) -> None:
     table = DATASETS["siim-acr"].load(root)
     _assert_table(table, DATASETS["siim-acr"])
     assert {"train", "val", "test"} == set(table["split"])
+
+
+def test_nih_label_matrix_matches_exact_token_splitting():
+    """The factorised label parser (issue 19: 14 s -> 5 s for the 112k-row table) gives the per-row token result:
+    exact tokens after stripping, 'No Finding' neither a class nor a problem, unknown tokens counted per row."""
+    import numpy as np
+    import pandas as pd
+
+    from cxrbench.data.nih import NIH_CLASSES, label_matrix
+
+    texts = pd.Series(["Mass", "Mass|Nodule", " Effusion | Mass ", "No Finding", "", "Mass|Masses", "Masses",
+                       "Hernia|Hernia", "Pleural_Thickening|Fibrosis", "Mass|Nodule"])
+    matrix, unknown = label_matrix(texts, NIH_CLASSES)
+    expected = np.zeros_like(matrix)
+    for i, text in enumerate(texts):
+        for token in {t.strip() for t in text.split("|")} if text else ():
+            if token in NIH_CLASSES:
+                expected[i, NIH_CLASSES.index(token)] = 1.0
+    np.testing.assert_array_equal(matrix, expected)
+    assert matrix[2, NIH_CLASSES.index("Effusion")] == 1.0 and matrix[3].sum() == 0 and matrix[4].sum() == 0
+    assert unknown == {"Masses": 2}
