@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cxrbench.metrics.grounding import minmax_normalise
+
 NORMALISE = ("batch-max", "none", "min-max")
 UPSAMPLE = ("repeat", "pyramid-expand", "as-given")
 
@@ -85,19 +87,13 @@ class PublishedGrounding:
             top = up.max()
             up = up / top if top > 0 else up
         elif self.normalise == "min-max":
-            lo = up.amin(dim=(-2, -1), keepdim=True)
-            span = up.amax(dim=(-2, -1), keepdim=True) - lo
-            up = torch.where(span > 0, (up - lo) / torch.where(span > 0, span, torch.ones_like(span)),
-                             torch.zeros_like(up))
+            up = torch.from_numpy(minmax_normalise(up))  # the protocol's own per-map normalisation
         return up
 
 
 def _pyramid_expand(grid: Tensor, factor: int, sigma: float) -> Tensor:
     """``skimage.transform.pyramid_expand(map, upscale=factor, sigma=sigma)`` of each map (the library's own)."""
-    try:
-        from skimage.transform import pyramid_expand
-    except ImportError as err:  # pragma: no cover - a declared dependency
-        raise ImportError("GLoRIA's published grounding maps need scikit-image: pip install scikit-image") from err
+    from skimage.transform import pyramid_expand  # a declared dependency; imported only when a rule needs it
     maps = grid.detach().cpu().double().numpy()
     out = [pyramid_expand(m, upscale=factor, sigma=sigma, order=1, mode="reflect") for m in maps]
     return torch.from_numpy(np.stack(out)).float() if out else torch.zeros(0, *(s * factor for s in grid.shape[-2:]))

@@ -2,7 +2,8 @@
 
 ``--checkpoint`` is the released ``checkpoint_final.pth`` (``cxrbench zoo list`` says where it comes from), or
 ``random`` (random weights of the released architecture) / ``random-reduced`` (a reduced ResNet-18 model, for
-tests; ``random:BACKBONE`` picks another trunk): the record's ``weights`` says which. The query book is built from ``--description-file`` (the entity
+tests; ``random:BACKBONE`` picks another trunk): the record's ``weights`` says which. The query book is built
+from ``--description-file`` (the entity
 description JSON the checkpoint was trained with, published as ``observation explanation.json``; without it
 this project's own descriptions are used and the record says so) and ``--text-encoder`` (Bio_ClinicalBERT for
 the released file, from the local Hugging Face cache; ``tiny-random`` by default for random weights), and cached
