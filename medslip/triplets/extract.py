@@ -99,29 +99,35 @@ def _scan(words: list[str], r: Rules) -> list[list]:
     Returns tokens ``[kind, payload, first_word, end_word, side]`` (IGNORE phrases are consumed and
     dropped; a cue that also states an observation, e.g. "clear of", yields an OBS then the cue).
     """
-    table, first = r.table, r.first
+    trie = r.trie
     toks: list[list] = []
     i, n = 0, len(words)
     while i < n:
-        maxn = first.get(words[i])
-        if maxn is None:
+        node = trie.get(words[i])
+        if node is None:
             i += 1
             continue
-        k = min(maxn, n - i)
-        while k:
-            hit = table.get(words[i] if k == 1 else " ".join(words[i:i + k]))
-            if hit is not None:
-                kind, payload = hit
-                if kind == NEG_PRE and payload is not None:
-                    toks.append([OBS, payload, i, i + k, None])
-                    toks.append([NEG_PRE, None, i, i + k, None])
-                elif kind == AND and 0 < i and i + k < n and words[i - 1] in r.ordinals and words[i + k] in r.ordinals:
-                    pass  # "7th and 8th ribs": one head
-                elif kind != IGNORE:
-                    toks.append([kind, payload, i, i + k, None])
+        # walk the trie as far as the words go; the longest phrase passed on the way is the match
+        hit, k, j = node.get(None), 1, i + 1
+        while j < n:
+            node = node.get(words[j])
+            if node is None:
                 break
-            k -= 1
-        i += k if k else 1
+            j += 1
+            if None in node:
+                hit, k = node[None], j - i
+        if hit is None:
+            i += 1
+            continue
+        kind, payload = hit
+        if kind == NEG_PRE and payload is not None:
+            toks.append([OBS, payload, i, i + k, None])
+            toks.append([NEG_PRE, None, i, i + k, None])
+        elif kind == AND and 0 < i and i + k < n and words[i - 1] in r.ordinals and words[i + k] in r.ordinals:
+            pass  # "7th and 8th ribs": one head
+        elif kind != IGNORE:
+            toks.append([kind, payload, i, i + k, None])
+        i += k
     return toks
 
 
@@ -669,13 +675,39 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
     return out
 
 
-def _extract(text: str, r: Rules, full: bool) -> list:
+def _extract(text: str, r: Rules) -> list[Mention]:
     body = sections(text, r)
     low = _lower_same_length(body)
-    out: list = []
+    out: list[Mention] = []
     for m in _SENTENCE_RE.finditer(low):
         s, e = m.span()
-        out.extend(_sentence_mentions(body[s:e], low[s:e], s, r, full))
+        out.extend(_sentence_mentions(body[s:e], low[s:e], s, r, True))
+    return out
+
+
+def _cell_values(triples) -> tuple[tuple[int, int], ...]:
+    """(flat cell index, 1 present / 0 absent) of each triple; uncertain ones set no cell."""
+    cells = []
+    for obs, anat, st in triples:
+        v = _STATUS_VALUE.get(st)
+        if v is not None:
+            cells.append((ANATOMY_INDEX[anat] * NUM_OBSERVATIONS + OBSERVATION_INDEX[obs], v))
+    return tuple(cells)
+
+
+def _report_cells(text: str, r: Rules) -> list[tuple[int, int]]:
+    """The matrix path: the cells of every sentence of the report. It reads only the lower-cased sentence, so a
+    sentence seen before (real reports repeat many) is looked up in ``r.sentence_cache``."""
+    cache = r.sentence_cache
+    out: list[tuple[int, int]] = []
+    for sent in _SENTENCE_RE.findall(_lower_same_length(sections(text, r))):
+        sent = sent.strip()  # " The lungs are clear." after a period reads as "The lungs are clear."
+        cells = cache.get(sent)
+        if cells is None:
+            if len(cache) >= r.sentence_cache_size:
+                cache.clear()
+            cells = cache[sent] = _cell_values(_sentence_mentions("", sent, 0, r, False))
+        out.extend(cells)
     return out
 
 
@@ -684,29 +716,26 @@ def extract_mentions(text: str, rules: Rules | None = None) -> list[Mention]:
 
     The text read is :func:`sections` of ``text``; spans index into that string.
     """
-    return _extract(text, rules or default_rules(), True)
+    return _extract(text, rules or default_rules())
 
 
-def _matrix(triples) -> np.ndarray:
-    cells: dict[int, int] = {}
-    for obs, anat, st in triples:
-        v = _STATUS_VALUE.get(st)
-        if v is None:
-            continue
-        key = ANATOMY_INDEX[anat] * NUM_OBSERVATIONS + OBSERVATION_INDEX[obs]
-        if v == 1 or cells.get(key) != 1:
-            cells[key] = v
-    mat = np.full(NUM_ANATOMIES * NUM_OBSERVATIONS, -1, dtype=np.int8)
-    if cells:
-        mat[list(cells)] = list(cells.values())
+_EMPTY_MATRIX = np.full(NUM_ANATOMIES * NUM_OBSERVATIONS, -1, dtype=np.int8)
+
+
+def _matrix(cells: list[tuple[int, int]]) -> np.ndarray:
+    """Flat (cell, value) pairs -> the (51, 75) matrix; a cell present anywhere stays present."""
+    mat = _EMPTY_MATRIX.copy()
+    for key, v in cells:
+        if v or mat[key] != 1:
+            mat[key] = v
     return mat.reshape(NUM_ANATOMIES, NUM_OBSERVATIONS)
 
 
 def mentions_to_matrix(mentions: list[Mention]) -> np.ndarray:
     """The int8 (51, 75) matrix: 1 present; 0 absent unless present in the same cell; else -1."""
-    return _matrix((m.observation, m.anatomy, m.status) for m in mentions)
+    return _matrix(list(_cell_values((m.observation, m.anatomy, m.status) for m in mentions)))
 
 
 def report_to_matrix(text: str, rules: Rules | None = None) -> np.ndarray:
     """Report text -> int8 array (51 anatomies, 75 observations) with values in {-1, 0, 1}."""
-    return _matrix(_extract(text, rules or default_rules(), False))
+    return _matrix(_report_cells(text, rules or default_rules()))

@@ -80,7 +80,10 @@ class Rules:
     """The compiled rule table."""
 
     table: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    #: first word -> the most words of a phrase starting with it
     first: dict[str, int] = field(default_factory=dict)
+    #: the table's phrases as a word trie: word -> node; a node's ``None`` entry holds the phrase's (kind, payload)
+    trie: dict = field(default_factory=dict)
     heads: list[AnatomyHead] = field(default_factory=list)
     keep_sections: frozenset[str] = frozenset()
     drop_sections: frozenset[str] = frozenset()
@@ -105,11 +108,17 @@ class Rules:
     joined_masks: dict[str, str] = field(default_factory=dict)
     #: first word -> [(words of a phrase with masks, the words it reads as)], longest first
     mask_phrases: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = field(default_factory=dict)
+    #: lower-cased sentence -> its (observation, anatomy, status) triples, filled by the matrix path of
+    #: ``medslip.triplets.extract`` (real reports repeat sentences: 24,454 sentences of the IU reports are 8,959
+    #: distinct ones); at most ``sentence_cache_size`` entries, emptied when full or when a phrase is added
+    sentence_cache: dict[str, tuple] = field(default_factory=dict, repr=False, compare=False)
+    sentence_cache_size: int = 1 << 17
 
     def add(self, phrase: str, kind: int, payload: Any, where: str) -> None:
         """Register one phrase (with its (s)/(es) expansion); a conflicting re-definition raises."""
         if not isinstance(phrase, str):  # YAML reads a bare no / on / yes as a boolean
             raise ValueError(f"rules: {phrase!r} in {where} is not a string (quote it in the YAML)")
+        self.sentence_cache.clear()
         for form in _expand(phrase.strip()):
             words = phrase_words(form)
             if not words:
@@ -120,6 +129,10 @@ class Rules:
                 raise ValueError(f"rules: phrase {key!r} ({where}) conflicts with an earlier definition {old}")
             self.table[key] = (kind, payload)
             self.first[words[0]] = max(self.first.get(words[0], 0), len(words))
+            node = self.trie
+            for w in words:
+                node = node.setdefault(w, {})
+            node[None] = (kind, payload)
 
     def default_anatomies(self, observation: str, side: Side | None) -> tuple[str, ...]:
         """Anatomy of an observation whose sentence names none (see ``observation_defaults``)."""

@@ -205,3 +205,28 @@ def test_matrix_fast_path_matches_mentions() -> None:
         pytest.skip("torchxrayvision (NLMCXR_reports.tgz) is not installed")
     for _, text in iu_reports()[::4]:
         assert np.array_equal(report_to_matrix(text), mentions_to_matrix(extract_mentions(text)))
+
+
+def test_sentence_cache_changes_no_matrix() -> None:
+    """The matrix path looks repeated sentences up; a cold cache, a warm one and one that empties itself at every
+    sentence give the same matrices, and adding a phrase to the rules empties it (a stale reading would survive)."""
+    import numpy as np
+
+    from medslip.triplets import compile_rules, report_to_matrix
+    from medslip.triplets.rules import OBS, load_raw
+
+    texts = ["FINDINGS: No pleural effusion. Left basilar atelectasis. No pleural effusion.",
+             "IMPRESSION: Left basilar atelectasis.  No pleural effusion.\n No pneumothorax.",
+             "FINDINGS: Heart size normal. Widget in the right upper lobe."]
+    rules = compile_rules(load_raw())
+    cold = [report_to_matrix(t, rules) for t in texts]
+    assert len(rules.sentence_cache) == 5  # 7 sentences, 5 distinct once stripped
+    warm = [report_to_matrix(t, rules) for t in texts]
+    rules.sentence_cache_size = 1
+    thrash = [report_to_matrix(t, rules) for t in texts]
+    assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(cold, warm, thrash))
+    before = report_to_matrix(texts[2], rules)
+    rules.add("widget", OBS, "nodule", "test")
+    assert rules.sentence_cache == {}
+    after = report_to_matrix(texts[2], rules)
+    assert not np.array_equal(before, after)
