@@ -13,8 +13,12 @@ tensors go through the same code:
    (every missing, unexpected and mis-shaped key in one message, grouped by prefix) before touching the
    module; otherwise ``load_state_dict(strict=True)``.
 
-:func:`compare_shapes` does step 4 on ``{key: shape}`` manifests alone (a released key list checked
-against a module built on the meta device, without the weights).
+:func:`check_keys` / :func:`compare_shapes` do step 4 without loading (a released key list checked against a
+module built on the meta device, without the weights). This is the one strict loader of the ``baselines`` layer:
+every zoo family (BiomedCLIP, CheXzero, BioViL, MedCLIP, GLoRIA, MedKLIP) reports a mismatch through
+:class:`StateDictMismatch`, a :class:`medslip.checkpoint.CheckpointMismatch`, so the command line answers every
+family's mismatch the same way. Family-specific steps (MedCLIP's Swin renames, BioViL's tied text weights,
+GLoRIA's Lightning wrapper) happen before it.
 """
 
 from __future__ import annotations
@@ -36,24 +40,29 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")
 Shape = tuple[int, ...]
 
 
-def _group(key: str, depth: int) -> str:
-    parts = key.split(".")
-    return ".".join(parts[:depth]) + ("." if len(parts) > depth else "")
+def _group(key: str) -> str:
+    """The module a key is reported under: its path up to the first layer index ("decoder.layers" for
+    ``decoder.layers.3.norm1.weight``), or its parent module when the path has none."""
+    module = key.split(".")[:-1] or [key]
+    for i, part in enumerate(module):
+        if part.isdigit():
+            return ".".join(module[:i or 1])
+    return ".".join(module)
 
 
-def _grouped_lines(keys: Sequence[str], depth: int = 2, show: int = 4) -> list[str]:
-    """``keys`` as lines grouped by their first ``depth`` name components (a few shown per group)."""
+def _grouped_lines(keys: Sequence[str], show: int = 4) -> list[str]:
+    """``keys`` as lines, one per module (:func:`_group`), a few of its keys shown after the module's name."""
     groups: "OrderedDict[str, list[str]]" = OrderedDict()
     for key in sorted(keys):
-        groups.setdefault(_group(key, depth), []).append(key)
+        groups.setdefault(_group(key), []).append(key)
     lines = []
     for prefix, members in groups.items():
         if len(members) == 1:
             lines.append(f"    - {members[0]}")
         else:
-            shown = ", ".join(m[len(prefix):] for m in members[:show])
+            shown = ", ".join(m[len(prefix) + 1:] for m in members[:show])
             more = f", ... (+{len(members) - show})" if len(members) > show else ""
-            lines.append(f"    - {prefix}* ({len(members)}): {shown}{more}")
+            lines.append(f"    - {prefix}.* ({len(members)}): {shown}{more}")
     return lines
 
 
@@ -176,26 +185,45 @@ def shapes(state_dict: Mapping[str, Tensor]) -> dict[str, Shape]:
     return {k: tuple(v.shape) for k, v in state_dict.items()}
 
 
-def load_strict(module: nn.Module, state_dict: Mapping[str, Tensor], ignore: Iterable[str] = (),
-                source: str | None = None) -> None:
-    """Load ``state_dict`` into ``module`` strictly; raise :class:`StateDictMismatch` on any difference.
+def _shape(value) -> Shape:
+    return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
 
-    ``ignore`` names keys dropped from both sides first (e.g. a legacy ``position_ids`` buffer). Meta
-    tensors (a manifest) are assigned, so a module built on the meta device can be checked too.
+
+def check_keys(own: Mapping, given: Mapping, ignore: Iterable[str] = (), source: str | None = None) -> None:
+    """Raise :class:`StateDictMismatch` unless ``given`` has exactly the keys and shapes of ``own`` (tensors or
+    shapes on either side; a module built on the meta device checks a file without its weights)."""
+    mismatch = compare_shapes({k: _shape(v) for k, v in own.items()}, {k: _shape(v) for k, v in given.items()},
+                              ignore, source)
+    if mismatch is not None:
+        raise mismatch
+
+
+def load_strict(module: nn.Module, state_dict: Mapping[str, Tensor], ignore: Iterable[str] = (),
+                source: str | None = None, assign: bool | None = None) -> nn.Module:
+    """Load ``state_dict`` into ``module`` strictly; raise :class:`StateDictMismatch` on any difference, before
+    the module is touched. Returns the module.
+
+    ``ignore`` names keys dropped from both sides first (e.g. a legacy ``position_ids`` buffer). ``assign``
+    replaces the module's tensors instead of copying into them; by default it is used when either side holds
+    meta tensors (a key manifest, or a module built on the meta device). Assigned floating-point values are cast
+    to the module's own dtypes (a copy casts by itself), so a float16 file gives a float32 module either way.
     """
     skip = set(ignore)
     sd = {k: v for k, v in state_dict.items() if k not in skip}
     own = {k: v for k, v in module.state_dict().items() if k not in skip}
-    mismatch = compare_shapes(shapes(own), shapes(sd), source=source)
-    if mismatch is not None:
-        raise mismatch
-    meta = any(v.is_meta for v in sd.values()) or any(v.is_meta for v in own.values())
-    result = module.load_state_dict(sd, strict=not skip, assign=meta)
+    check_keys(own, sd, source=source)
+    if assign is None:
+        assign = any(v.is_meta for v in sd.values()) or any(v.is_meta for v in own.values())
+    if assign:
+        sd = {k: v.to(own[k].dtype) if v.is_floating_point() and own[k].is_floating_point() else v
+              for k, v in sd.items()}
+    result = module.load_state_dict(sd, strict=not skip, assign=assign)
     if skip:  # the ignored keys are absent from sd on purpose; anything else would have been caught above
         bad = [k for k in result.missing_keys if k not in skip] + list(result.unexpected_keys)
         if bad:
             raise StateDictMismatch([k for k in result.missing_keys if k not in skip], list(result.unexpected_keys),
                                     [], source)
+    return module
 
 
 def manifest_state_dict(manifest: Mapping[str, Sequence[int]], dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
@@ -203,5 +231,5 @@ def manifest_state_dict(manifest: Mapping[str, Sequence[int]], dtype: torch.dtyp
     return {k: torch.empty(tuple(shape), dtype=dtype, device="meta") for k, shape in manifest.items()}
 
 
-__all__ = ["StateDictMismatch", "UnreadableCheckpoint", "cast_floats", "compare_shapes", "load_strict",
+__all__ = ["StateDictMismatch", "UnreadableCheckpoint", "cast_floats", "check_keys", "compare_shapes", "load_strict",
            "manifest_state_dict", "read_state_dict", "shapes", "strip_prefixes", "unwrap"]

@@ -5,8 +5,8 @@
   ViT pooler (BioViL-T), the inference transform (no mean / std), the grounding maps;
 - :mod:`baselines.biovil.text`: CXR-BERT with its projection head in the released key layout, the tokenizer;
 - :mod:`baselines.biovil.model`: both towers with the published zero-shot rule and grounding, and the loader of
-  the downloaded files (:func:`~baselines.biovil.model.load_biovil`);
-- :mod:`baselines.biovil.checkpoint`: weights-only reading and the strict loader with a readable mismatch message;
+  the downloaded files (:func:`~baselines.biovil.model.load_biovil`; weights-only reading and the strict load of
+  :mod:`baselines.state_dict`);
 - :mod:`baselines.biovil.reference`: reproduction of the published code's fixtures.
 
 Importing this package imports nothing heavy.

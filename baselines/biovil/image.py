@@ -276,16 +276,16 @@ def image_model_from_state(state: Mapping[str, Tensor], what: str = "image weigh
     """An eval-mode :class:`ImageModel` loaded strictly, of ``config`` (``arch``, ``joint_feature_size``,
     ``multi_image``: a known release) or of the architecture the state dict describes.
     ``meta=True`` builds it on the meta device and assigns the given tensors (key-manifest checks)."""
-    from baselines.biovil.checkpoint import load_strict, unwrap
+    from baselines.state_dict import load_strict, strip_prefixes, unwrap
 
-    state = unwrap(state)
+    state = strip_prefixes(unwrap(state))
     config = dict(config) if config is not None else image_config_from_state(state)
     if meta:
         with torch.device("meta"):
             model = ImageModel(**config)
     else:
         model = ImageModel(**config)
-    load_strict(model, state, what, assign=meta)
+    load_strict(model, state, source=what, assign=meta)
     return model.eval()
 
 

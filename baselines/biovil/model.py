@@ -171,7 +171,7 @@ def load_biovil(folder: str | Path | None = None, variant: str = "biovil", image
     """The model from downloaded files: ``folder`` = a snapshot of the variant's Hugging Face repo (the image
     ``.pt`` next to ``config.json``, ``pytorch_model.bin`` and ``vocab.txt``), or the image file and the text folder
     given apart. Every file is read weights-only and loaded strictly."""
-    from baselines.biovil.checkpoint import read_state_dict
+    from baselines.state_dict import read_state_dict
     from baselines.biovil.text import load_text_model
 
     spec = VARIANTS[variant]

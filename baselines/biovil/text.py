@@ -138,9 +138,9 @@ class CXRBert(nn.Module):
 
 def prepare_text_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """The released file's state dict as our module's: old buffers dropped, absent tied copies filled."""
-    from baselines.biovil.checkpoint import unwrap
+    from baselines.state_dict import strip_prefixes, unwrap
 
-    state = {k: v for k, v in unwrap(state).items() if k not in DROPPED_KEYS}
+    state = {k: v for k, v in strip_prefixes(unwrap(state)).items() if k not in DROPPED_KEYS}
     for copy, source in TIED.items():
         if copy not in state and source in state:
             state[copy] = state[source]
@@ -151,14 +151,14 @@ def text_model_from_state(state: Mapping[str, Tensor], config: Mapping[str, Any]
                           what: str = "text weights", meta: bool = False) -> CXRBert:
     """An eval-mode :class:`CXRBert` of ``config`` with ``state`` loaded strictly (see :func:`prepare_text_state`).
     ``meta=True`` builds it on the meta device and assigns the given tensors (key-manifest checks)."""
-    from baselines.biovil.checkpoint import load_strict
+    from baselines.state_dict import load_strict
 
     if meta:
         with torch.device("meta"):
             model = CXRBert(config)
     else:
         model = CXRBert(config)
-    load_strict(model, prepare_text_state(state), what, assign=meta)
+    load_strict(model, prepare_text_state(state), source=what, assign=meta)
     model.tie_weights()  # assigning replaces the shared tensors one by one
     return model.eval()
 
@@ -185,7 +185,7 @@ def text_weights_file(folder: str | Path) -> Path:
 
 def load_text_model(folder: str | Path) -> CXRBert:
     """CXR-BERT from a downloaded folder (``config.json`` + ``pytorch_model.bin`` | ``model.safetensors``)."""
-    from baselines.biovil.checkpoint import read_state_dict
+    from baselines.state_dict import read_state_dict
 
     weights = text_weights_file(folder)
     return text_model_from_state(read_state_dict(weights), read_config(folder), what=str(weights))

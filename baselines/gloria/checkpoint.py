@@ -142,10 +142,10 @@ def infer_config(state_dict: Mapping[str, Any]):
 def load_state_dict_into_model(state_dict: Mapping[str, Tensor], config=None, what: str = "GLoRIA state dict"):
     """Build the GLoRIA of ``state_dict``'s configuration and load it strictly (floating values as float32)."""
     from baselines.gloria.model import GLoRIA
-    from baselines.strict_load import load_strict
+    from baselines.state_dict import load_strict
 
     model = GLoRIA(config or infer_config(state_dict))
-    load_strict(model, {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}, what)
+    load_strict(model, {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}, source=what)
     return model.eval()
 
 
@@ -157,16 +157,16 @@ def load_released(path: str | Path, config=None):
 
 def verify_file(path: str | Path) -> dict[str, Any]:
     """Check a GLoRIA ``.ckpt`` against the module of its configuration without loading the weights (built on the
-    meta device). Returns a summary; a mismatch raises :class:`baselines.strict_load.StrictLoadMismatch`."""
+    meta device). Returns a summary; a mismatch raises :class:`baselines.state_dict.StateDictMismatch`."""
     from baselines.gloria.model import GLoRIA
-    from baselines.strict_load import check_keys
+    from baselines.state_dict import check_keys
 
     obj, how = read_checkpoint_object(path)
     state_dict = unwrap_state_dict(obj, str(path))
     config = infer_config(state_dict)
     with torch.device("meta"):
         model = GLoRIA(config)
-    check_keys(model.state_dict(), state_dict, str(path))
+    check_keys(model.state_dict(), state_dict, source=str(path))
     return {"keys": len(state_dict), "read": how, "config": config.to_dict()}
 
 

@@ -20,7 +20,7 @@ from baselines.gloria import similarity as S
 from baselines.gloria.checkpoint import PREFIX, unwrap_state_dict
 from baselines.gloria.model import GLoRIA, GloriaConfig, cap_len, process_text
 from baselines.reference import Check, prefixed
-from baselines.strict_load import load_strict
+from baselines.state_dict import load_strict
 
 #: Text-tower tensors: the stand-in BERT is reproduced to ~1e-7.
 RTOL = 1e-5
@@ -48,7 +48,7 @@ def build(tensors: dict[str, Tensor], meta: dict[str, str]) -> GLoRIA:
     lightning = {"state_dict": {PREFIX + k: v for k, v in prefixed(tensors, "state_dict.").items()}, "epoch": 0}
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in unwrap_state_dict(lightning).items()}
     model = GLoRIA(config)
-    load_strict(model, state, "GLoRIA fixture")
+    load_strict(model, state, source="GLoRIA fixture")
     return model.eval()
 
 

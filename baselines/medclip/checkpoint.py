@@ -6,8 +6,9 @@ The released files (``medclip-pretrained.zip`` / ``medclip-vit-pretrained.zip``,
 no ``module.`` prefix, 521 (ResNet-50) / 434 (ViT) keys. The user path is :func:`read_state_dict` (a file or a
 folder; ``torch.load(weights_only=True)`` or safetensors) -> :func:`prepare_state_dict` (unwrap, cast
 floating-point tensors to float32) -> :func:`adapt_to_module` (the Swin renames, legacy buffers) ->
-:func:`load_strict` (every key and shape checked, a readable message on mismatch, then
-``load_state_dict(strict=True)``). :func:`load_medclip` does all of it.
+:func:`baselines.state_dict.load_strict` (every key and shape checked, one grouped
+:class:`~baselines.state_dict.StateDictMismatch` on any difference, then ``load_state_dict(strict=True)``).
+:func:`load_medclip` does all of it.
 
 transformers 5 renamed the Swin attention / MLP parameters (table :data:`SWIN_RENAMES`, transformers 5.24
 ``conversion_mapping["swin"]``) and made two buffers non-persistent. Plain ``load_state_dict`` applies no
@@ -18,13 +19,13 @@ or the reverse.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
+
+from baselines import state_dict as sdl
 
 #: (transformers 4.x name, transformers 5.x name) of Swin parameters, in the order they are applied
 #: (``attention.output.dense`` before ``output.dense``).
@@ -73,76 +74,6 @@ def module_uses_v5_swin_names(expected: Iterable[str]) -> bool:
     return any(k.startswith(SWIN_PREFIX) and ".attention.q_proj." in k for k in expected)
 
 
-class CheckpointMismatch(ValueError):
-    """A checkpoint whose keys or shapes differ from the model's; the message lists them, grouped."""
-
-    def __init__(self, message: str, mismatch: "Mismatch") -> None:
-        super().__init__(message)
-        self.mismatch = mismatch
-
-
-@dataclass
-class Mismatch:
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    shapes: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)  # key, file, model
-
-    def __bool__(self) -> bool:
-        return bool(self.missing or self.unexpected or self.shapes)
-
-
-def diff_keys(found: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]]) -> Mismatch:
-    """Missing / unexpected keys and shape mismatches of ``found`` (key -> shape) against ``expected``."""
-    return Mismatch(missing=sorted(set(expected) - set(found)), unexpected=sorted(set(found) - set(expected)),
-                    shapes=[(k, tuple(found[k]), tuple(expected[k])) for k in sorted(set(found) & set(expected))
-                            if tuple(found[k]) != tuple(expected[k])])
-
-
-def _group(keys: list[str], show_groups: int = 12, show_leaves: int = 6) -> list[str]:
-    """Keys grouped by their parent module, layer / block numbers written ``*``: one line per pattern with
-    its count and leaf names."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    parents: dict[str, set[str]] = defaultdict(set)
-    full: dict[str, str] = {}
-    for key in keys:
-        parts = key.split(".")
-        pattern = ".".join("*" if p.isdigit() else p for p in parts[:-1])
-        groups[pattern].append(parts[-1])
-        parents[pattern].add(".".join(parts[:-1]))
-        full[pattern] = key
-    lines = []
-    ordered = sorted(groups.items())
-    for pattern, leaves in ordered[:show_groups]:
-        if len(leaves) == 1:  # a single key: shown in full
-            lines.append(f"    {full[pattern]}")
-            continue
-        parent = next(iter(parents[pattern])) if len(parents[pattern]) == 1 else pattern
-        names = sorted(set(leaves))
-        more = f", ... (+{len(names) - show_leaves})" if len(names) > show_leaves else ""
-        lines.append(f"    {parent + '.' if parent else ''}{{{', '.join(names[:show_leaves])}{more}}} ({len(leaves)})")
-    if len(groups) > show_groups:
-        rest = sum(len(leaves) for _, leaves in ordered[show_groups:])
-        lines.append(f"    ... (+{len(groups) - show_groups} more groups, {rest} keys)")
-    return lines
-
-
-def format_mismatch(mismatch: Mismatch, what: str = "checkpoint") -> str:
-    """A readable report: missing / unexpected keys grouped by prefix, then each shape mismatch."""
-    head = (f"{what} does not match the model: {len(mismatch.missing)} missing, {len(mismatch.unexpected)} "
-            f"unexpected, {len(mismatch.shapes)} with another shape")
-    lines = [head]
-    if mismatch.missing:
-        lines += ["  missing keys (the model has them, the file does not):", *_group(mismatch.missing)]
-    if mismatch.unexpected:
-        lines += ["  unexpected keys (the file has them, the model does not):", *_group(mismatch.unexpected)]
-    if mismatch.shapes:
-        lines += ["  shape mismatches (file vs model):",
-                  *[f"    {k}: {list(a)} vs {list(b)}" for k, a, b in mismatch.shapes[:20]]]
-        if len(mismatch.shapes) > 20:
-            lines.append(f"    ... (+{len(mismatch.shapes) - 20})")
-    return "\n".join(lines)
-
-
 def resolve_file(path: str | Path) -> Path:
     """The weight file of ``path``: the file itself, or in a folder ``pytorch_model.bin``, a ``.safetensors`` file
     or ``*/pytorch_model.bin`` (a zip unpacked with its folder)."""
@@ -158,35 +89,16 @@ def resolve_file(path: str | Path) -> Path:
     return path
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """A state dict from ``path``: a ``.bin`` / ``.pt`` / ``.pth`` (``torch.load(weights_only=True)``), a
+def read_state_dict(path: str | Path) -> dict:
+    """The object stored in ``path``: a ``.bin`` / ``.pt`` / ``.pth`` (``torch.load(weights_only=True)``), a
     ``.safetensors`` file, or a folder holding ``pytorch_model.bin`` (the released zips' content)."""
-    path = resolve_file(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a pickle with objects, a truncated file, not a checkpoint
-        raise ValueError(f"{path}: not a loadable tensor checkpoint ({exc.__class__.__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a state dict, found {type(obj).__name__}")
-    return obj
+    return sdl.read_state_dict(resolve_file(path))
 
 
 def prepare_state_dict(obj: Mapping) -> dict[str, Tensor]:
-    """Unwrap ``{"state_dict": ...}`` / ``{"model": ...}``, strip a ``module.`` prefix present on every key,
-    cast floating-point tensors to float32 (float16 storage is cast exactly)."""
-    for wrapper in ("state_dict", "model", "model_state_dict"):
-        if isinstance(obj.get(wrapper), Mapping):
-            obj = obj[wrapper]
-            break
-    sd = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    """Unwrap ``{"state_dict": ...}`` / ``{"model": ...}``, strip a ``module.`` prefix, cast floating-point
+    tensors to float32 (float16 storage is cast exactly)."""
+    return sdl.cast_floats(sdl.strip_prefixes(sdl.unwrap(obj)))
 
 
 def adapt_to_module(sd: Mapping[str, Tensor], module_state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict]:
@@ -216,33 +128,20 @@ def adapt_to_module(sd: Mapping[str, Tensor], module_state: Mapping[str, Tensor]
     return out, notes
 
 
-def load_strict(module: nn.Module, sd: Mapping[str, Tensor], what: str = "checkpoint") -> None:
-    """Check every key and shape, raise :class:`CheckpointMismatch` with the grouped report, then load."""
-    model_state = module.state_dict()
-    mismatch = diff_keys({k: tuple(v.shape) for k, v in sd.items()},
-                         {k: tuple(v.shape) for k, v in model_state.items()})
-    if mismatch:
-        raise CheckpointMismatch(format_mismatch(mismatch, what), mismatch)
-    module.load_state_dict(dict(sd), strict=True, assign=any(v.is_meta for v in model_state.values()))
-
-
 def load_into(module: nn.Module, obj: Mapping, what: str = "checkpoint") -> dict:
     """prepare -> adapt -> strict load of a state dict already in memory; returns the adaptation notes.
-    A mismatch is reported in the file's own Swin naming (a transformers-4 file's missing keys under their
-    transformers-4 names)."""
+    A mismatch (:class:`~baselines.state_dict.StateDictMismatch`) is reported in the file's own Swin naming (a
+    transformers-4 file's missing keys under their transformers-4 names)."""
     sd, notes = adapt_to_module(prepare_state_dict(obj), module.state_dict())
     try:
-        load_strict(module, sd, what)
-    except CheckpointMismatch as exc:
+        sdl.load_strict(module, sd, source=what)
+    except sdl.StateDictMismatch as exc:
         if not notes["renamed"]:
             raise
         back = swin_v5_to_v4 if notes["swin_names"] == "transformers-5" else swin_v4_to_v5
-        mismatch = exc.mismatch
-        mismatch.missing = sorted(back(k) for k in mismatch.missing)
-        mismatch.unexpected = sorted(back(k) for k in mismatch.unexpected)
-        mismatch.shapes = [(back(k), a, b) for k, a, b in mismatch.shapes]
-        raise CheckpointMismatch(format_mismatch(mismatch, what) + f"\n  (keys in the file's {notes['file_names']} "
-                                 "Swin names)", mismatch) from None
+        raise sdl.StateDictMismatch(sorted(back(k) for k in exc.missing), sorted(back(k) for k in exc.unexpected),
+                                    [(back(k), a, b) for k, a, b in exc.misshaped],
+                                    f"{what}; keys in the file's {notes['file_names']} Swin names") from None
     return notes
 
 
@@ -259,8 +158,8 @@ def load_medclip(path: str | Path, config) -> tuple[nn.Module, dict]:
 def verify_checkpoint(path: str | Path, vision: str) -> dict:
     """Check a released-layout file against the released configuration of ``vision`` (``"resnet50"`` or
     ``"swin"``) without allocating the model (built on the meta device): the same read -> prepare -> adapt ->
-    strict key / shape check as :func:`load_medclip`. Raises :class:`CheckpointMismatch` (a ``ValueError``
-    whose message is the grouped report); returns the adaptation notes."""
+    strict key / shape check as :func:`load_medclip`. Raises :class:`~baselines.state_dict.StateDictMismatch` (its
+    message is the grouped report); returns the adaptation notes."""
     from baselines.medclip.model import build_model, released_config
 
     with torch.device("meta"):
@@ -268,7 +167,6 @@ def verify_checkpoint(path: str | Path, vision: str) -> dict:
     return load_into(model, read_state_dict(path), what=f"MedCLIP checkpoint {path}")
 
 
-__all__ = ["DERIVED_BUFFERS", "SWIN_PREFIX", "SWIN_RENAMES", "WEIGHTS_NAME", "CheckpointMismatch", "Mismatch",
-           "adapt_to_module", "diff_keys", "format_mismatch", "is_derived_buffer", "load_into", "load_medclip",
-           "load_strict", "module_uses_v5_swin_names", "prepare_state_dict", "read_state_dict", "resolve_file",
-           "swin_v4_to_v5", "swin_v5_to_v4", "verify_checkpoint"]
+__all__ = ["DERIVED_BUFFERS", "SWIN_PREFIX", "SWIN_RENAMES", "WEIGHTS_NAME", "adapt_to_module", "is_derived_buffer",
+           "load_into", "load_medclip", "module_uses_v5_swin_names", "prepare_state_dict", "read_state_dict",
+           "resolve_file", "swin_v4_to_v5", "swin_v5_to_v4", "verify_checkpoint"]

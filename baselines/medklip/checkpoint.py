@@ -4,7 +4,7 @@ It is a ``torch.save`` dict whose ``"model"`` entry is the module's state dict, 
 ``module.`` (saved from ``nn.DataParallel``); the ``optimizer``, ``lr_scheduler``, ``config`` and ``epoch``
 entries are ignored. The file is read with ``torch.load(weights_only=True)``: no arbitrary object is ever
 unpickled (a file that needs more than tensors and plain containers is refused). Loading is strict; a
-mismatch raises :class:`baselines.strict_load.StrictLoadMismatch` with the differing keys grouped by prefix.
+mismatch raises :class:`baselines.state_dict.StateDictMismatch` with the differing keys grouped by prefix.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from baselines.medklip.model import MedKLIP, MedKLIPConfig
-from baselines.strict_load import load_strict
+from baselines.state_dict import load_strict
 
 PREFIX = "module."
 _LAYER = re.compile(r"^decoder\.layers\.(\d+)\.")
@@ -79,7 +79,7 @@ def load_state_dict_into_model(state_dict: Mapping[str, Tensor], book: Tensor | 
         config.num_queries = int(book.shape[0])
     model = MedKLIP(config, book)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}
-    load_strict(model, state, what)
+    load_strict(model, state, source=what)
     return model.eval()
 
 
@@ -96,12 +96,12 @@ __all__ = ["infer_config", "load_released", "load_state_dict_into_model", "read_
 def verify_file(path: str | Path) -> dict[str, Any]:
     """Check a MedKLIP file against the module of its configuration without loading the weights (the module
     is built on the meta device). Returns a summary; a mismatch raises
-    :class:`baselines.strict_load.StrictLoadMismatch` (one message, keys grouped by prefix)."""
-    from baselines.strict_load import check_keys
+    :class:`baselines.state_dict.StateDictMismatch` (one message, keys grouped by prefix)."""
+    from baselines.state_dict import check_keys
 
     state_dict = read_released(path)
     config = infer_config(state_dict)
     with torch.device("meta"):
         model = MedKLIP(config)
-    check_keys(model.state_dict(), state_dict, str(path))
+    check_keys(model.state_dict(), state_dict, source=str(path))
     return {"keys": len(state_dict), "config": config.to_dict()}

@@ -288,17 +288,18 @@ def load_medclip_adapter(vision: str, checkpoint: Path | str | None = None, text
                           image_size=image_size, tokenizer_source=str(text_encoder or "Bio_ClinicalBERT"), notes=notes)
 
 
-def verify(name: str, path: str | Path) -> dict[str, Any]:
+def verify_checkpoint(name: str, path: str | Path) -> str:
     """``cxrbench zoo verify`` for a MedCLIP file: read (``weights_only=True``), Swin renames, strict key / shape
-    check against the released configuration (built on the meta device); raises
-    :class:`~baselines.medclip.checkpoint.CheckpointMismatch` (a ``ValueError``; its message is the grouped report)
-    and returns the adaptation notes and the file's sha256 when it matches."""
-    from baselines.medclip.checkpoint import resolve_file, verify_checkpoint
+    check against the released configuration, built on the meta device (no weights allocated, no tokenizer
+    needed); raises :class:`~baselines.state_dict.StateDictMismatch` (a ``CheckpointMismatch``; its message is
+    the grouped report) and says what was adapted when the file matches."""
+    from baselines.medclip.checkpoint import resolve_file, verify_checkpoint as check
 
     vision = {v: k for k, v in NAMES.items()}[name]
-    notes = verify_checkpoint(path, vision)
+    notes = check(path, vision)
     file = resolve_file(path)
-    return {**notes, "sha256": file_sha256(file), "file": str(file)}
+    names = f", Swin keys in {notes['file_names']} names ({notes['renamed']} renamed)" if notes["swin_names"] else ""
+    return f"loads strictly ({file.name}, sha256 {file_sha256(file)[:16]}{names})"
 
 
 def _load_resnet(checkpoint: Path | None = None, **options: Any) -> MedClipAdapter:

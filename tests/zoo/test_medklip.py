@@ -14,7 +14,7 @@ from baselines.medklip.book import encode_book
 from baselines.medklip.checkpoint import infer_config, load_released, read_released, verify_file
 from baselines.medklip.model import ENTITIES, NIH_TO_ENTITY, MedKLIP, MedKLIPConfig, grounding_maps, prob_present
 from baselines.reference import evaluate, load_fixture
-from baselines.strict_load import StrictLoadMismatch
+from baselines.state_dict import StateDictMismatch
 from cxrbench.models.base import ClassSpec
 from medslip.checkpoint import CheckpointMismatch
 
@@ -82,12 +82,12 @@ def test_a_mismatched_file_is_explained_in_one_grouped_message(tmp_path):
     torch.save(release, path)
     with pytest.raises(CheckpointMismatch) as info:
         load_released(path, torch.randn(75, 768), MedKLIPConfig())
-    assert isinstance(info.value, StrictLoadMismatch)
+    assert isinstance(info.value, StateDictMismatch)
     message = str(info.value)
-    assert "\n" not in message and str(path) in message
-    assert "1 missing: decoder.layers.3.* (1)" in message
-    assert "2 unexpected: mask_generator.* (2)" in message and "res_l2.weight file [128, 1024]" in message
-    with pytest.raises(StrictLoadMismatch, match="mask_generator"):
+    assert f"({path}): 1 missing, 2 unexpected, 1 mis-shaped" in message
+    assert info.value.missing[0].startswith("decoder.layers.3.")
+    assert "- mask_generator.* (2): bias, weight" in message and "res_l2.weight: file [128, 1024]" in message
+    with pytest.raises(StateDictMismatch, match="mask_generator"):
         verify_file(path)
 
 
