@@ -121,6 +121,25 @@ def _unit_draws(n_units: int, n_boot: int, seed: int, unit_stratum: np.ndarray |
         done += rows
 
 
+def resample_unit_counts(
+    n_images: int,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    strata: Sequence[int] | np.ndarray | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield the bootstrap resamples as ``(image_unit, counts)``: ``counts`` is ``(n_units, chunk)`` float64, the
+    number of copies of unit ``u`` in resample ``b`` of the chunk, and ``image_unit`` ``(N,)`` the unit of each
+    image, so ``counts[image_unit[i], b]`` is image ``i``'s multiplicity (the same resamples as
+    :func:`resample_weights`, unit-major: a metric that reads a subset of the images gathers only those rows)."""
+    units = make_units(n_images, groups)
+    for draws in _unit_draws(units.n_units, n_boot, seed, unit_strata(units, strata)):
+        rows = draws.shape[0]
+        flat = (draws * rows + np.arange(rows)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=units.n_units * rows).reshape(units.n_units, rows)
+        yield units.image_unit, counts.astype(np.float64)
+
+
 def resample_weights(
     n_images: int,
     groups: Sequence[Any] | np.ndarray | None = None,
@@ -134,13 +153,8 @@ def resample_weights(
         ``(chunk, N)`` float64 arrays (``chunk <= CHUNK``, ``n_boot`` rows in total); entry ``[b, i]`` is the
         number of copies of image ``i`` in resample ``b``.
     """
-    units = make_units(n_images, groups)
-    for draws in _unit_draws(units.n_units, n_boot, seed, unit_strata(units, strata)):
-        rows = draws.shape[0]
-        offsets = (np.arange(rows) * units.n_units)[:, None]
-        counts = np.bincount((draws + offsets).ravel(), minlength=rows * units.n_units)
-        counts = counts.reshape(rows, units.n_units).astype(np.float64)
-        yield counts[:, units.image_unit]
+    for image_unit, counts in resample_unit_counts(n_images, groups, n_boot, seed, strata):
+        yield np.ascontiguousarray(counts.T[:, image_unit])
 
 
 def resample_indices(

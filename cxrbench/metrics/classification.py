@@ -35,7 +35,7 @@ from cxrbench.metrics.bootstrap import (
     SCHEME,
     interval_from_samples,
     make_units,
-    resample_weights,
+    resample_unit_counts,
 )
 
 METRICS = ("auc", "auprc", "f1", "accuracy")
@@ -290,13 +290,47 @@ def _plan_class(scores: np.ndarray, labels: np.ndarray, threshold: float, known:
 
 
 def _metrics_planned(plan: _ClassPlan, w_img: np.ndarray) -> dict[str, np.ndarray]:
-    """Metrics of one class for image-major weights ``w_img`` of shape ``(N, B)``; each ``(B,)``."""
-    n_resamples = w_img.shape[1]
+    """Metrics of one class for weights ``w_img`` of shape ``(M, B)`` whose rows ``plan.rows`` / ``plan.pos_rows``
+    index (image-major weights, or unit-major counts with the plan's rows mapped to units); each ``(B,)``."""
     if plan.pos_rows.size == 0 or plan.rows.size == 0:
-        return {m: np.full(n_resamples, np.nan) for m in METRICS}
+        return {m: np.full(w_img.shape[1], np.nan) for m in METRICS}
     seg = np.add.reduceat(w_img[plan.rows], plan.bounds, axis=0)
-    cum_w = np.concatenate([np.zeros((1, n_resamples)), np.cumsum(seg, axis=0)])  # (K + 1, B)
     p_in = np.add.reduceat(w_img[plan.pos_rows], plan.pos_group_first, axis=0)  # (Gp, B)
+    return _metrics_from_segments(plan, seg, p_in)
+
+
+class _SegmentSums(NamedTuple):
+    """The two segment sums of :func:`_metrics_planned` as sparse 0/1 matrices over the rows of unit-major
+    counts: ``seg = segments @ counts``, ``p_in = positive_groups @ counts``. A product of integer counts is
+    exact in float64, so the result equals the gather + ``reduceat`` bit for bit, without gathering
+    ``(n_images, B)`` weights."""
+
+    segments: Any  # scipy.sparse CSR (K, n_units)
+    positive_groups: Any  # scipy.sparse CSR (Gp, n_units)
+
+    @classmethod
+    def of(cls, plan: _ClassPlan, n_units: int) -> "_SegmentSums":
+        from scipy.sparse import csr_matrix
+
+        def matrix(rows: np.ndarray, starts: np.ndarray):
+            segment = np.searchsorted(starts, np.arange(rows.size), side="right") - 1
+            ones = np.ones(rows.size)
+            return csr_matrix((ones, (segment, rows)), shape=(starts.size, n_units))  # duplicates are summed
+
+        return cls(matrix(plan.rows, plan.bounds), matrix(plan.pos_rows, plan.pos_group_first))
+
+    def metrics(self, plan: _ClassPlan, counts: np.ndarray) -> dict[str, np.ndarray]:
+        if plan.pos_rows.size == 0 or plan.rows.size == 0:
+            return {m: np.full(counts.shape[1], np.nan) for m in METRICS}
+        return _metrics_from_segments(plan, np.asarray(self.segments @ counts),
+                                      np.asarray(self.positive_groups @ counts))
+
+
+def _metrics_from_segments(plan: _ClassPlan, seg: np.ndarray, p_in: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics of one class from the weight per segment (``(K, B)``, segments at ``plan.bounds``) and the
+    positive weight per positive tie group (``(Gp, B)``)."""
+    n_resamples = seg.shape[1]
+    cum_w = np.concatenate([np.zeros((1, n_resamples)), np.cumsum(seg, axis=0)])  # (K + 1, B)
     cum_p = np.concatenate([np.zeros((1, n_resamples)), np.cumsum(p_in, axis=0)])  # (Gp + 1, B)
     w_tot = cum_w[-1]
     p_tot = cum_p[-1]
@@ -391,12 +425,16 @@ def bootstrap_classification(
         # stratified by the class: patients with a positive, with only negatives, with no label for it
         strata = np.where(y[:, c] == 1, 2, np.where(y[:, c] == 0, 1, 0)) if stratified else None
         row = 0
-        for w in resample_weights(n, groups, n_boot, seed, strata):
-            rows = slice(row, row + w.shape[0])
-            res = _metrics_planned(plan, np.ascontiguousarray(w.T))  # (N, chunk): image-major
+        sums = None
+        for image_unit, counts in resample_unit_counts(n, groups, n_boot, seed, strata):
+            if sums is None:  # the plan's images as rows of the unit-major counts
+                sums = _SegmentSums.of(plan._replace(rows=image_unit[plan.rows], pos_rows=image_unit[plan.pos_rows]),
+                                       counts.shape[0])
+            rows = slice(row, row + counts.shape[1])
+            res = sums.metrics(plan, counts)
             for m in METRICS:
                 out[m][rows, c] = res[m]
-            row += w.shape[0]
+            row += counts.shape[1]
     return out
 
 
