@@ -201,3 +201,20 @@ def test_custom_rules_are_used() -> None:
     rules = compile_rules(raw)
     got = {(m.observation, m.anatomy, m.status) for m in extract_mentions("Right hydrothorax.", rules)}
     assert got == {("effusion", "right_pleural", P)}
+
+
+def test_sentence_split_pattern_is_unchanged():
+    """The sentence pattern takes runs of ordinary characters whole; it must split exactly as the pattern that
+    takes one character at a time (the definition: up to ". " / "? " / "! " or a blank line; "vs." and decimals
+    do not end a sentence)."""
+    import random
+    import re
+
+    from medslip.triplets.extract import _SENTENCE_RE
+
+    one_at_a_time = re.compile(r"(?:[^.?!\n]|(?<=\bvs)\.|\.(?!\s|$)|\n(?![ \t]*\n))+[.?!]?")
+    rnd = random.Random(0)
+    texts = ["left vs. right. next", "1.5 cm nodule. e.g. the", "a\n\nb", "a\n b.", "...", "no? yes! x"]
+    texts += ["".join(rnd.choice("ab .?!\n\tvs5") for _ in range(rnd.randint(0, 40))) for _ in range(5000)]
+    for text in texts:
+        assert _SENTENCE_RE.findall(text) == one_at_a_time.findall(text), repr(text)
