@@ -464,7 +464,9 @@ def _chain(toks: list[list], first: int, idx: int, words: list[str], r: Rules) -
 
 def _last_obs(toks: list[list], j: int) -> int:
     """The observation token j, or the one right before the anatomy heads ending at j ("nodule left
-    midlung"); -1 if there is none."""
+    midlung") or before a verb ("opacities again noted"); -1 if there is none."""
+    if j >= 0 and toks[j][0] == VERB:
+        j -= 1
     while j >= 0 and toks[j][0] == ANAT:
         j -= 1
     return j if j >= 0 and toks[j][0] == OBS else -1
@@ -608,7 +610,8 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
             elif idx not in named and t[4] is None and t[1] in r.postposed and idx and (
                     toks[idx - 1][0] == OBS
                     or (idx > 1 and toks[idx - 1][0] == COMMA and _last_obs(toks, idx - 2) >= 0)):
-                # "nodule stable", "nodule, stable", "granulomatous nodule left midlung, stable"
+                # "nodule stable", "nodule, stable", "granulomatous nodule left midlung, stable",
+                # "left base opacities again noted, stable"
                 located[idx] = list(located[idx - 1 if toks[idx - 1][0] == OBS else _last_obs(toks, idx - 2)])
             elif (host is not None and idx not in named and t[4] is None and status[idx] != ABSENT
                     and t[1] not in r.normal):
@@ -617,8 +620,9 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
                 host = idx
             else:
                 host = None
-        elif kind in (NEG_PRE, NEG_POST, AND) or (kind == CONJ and t[1] is None):
-            host = None
+        elif kind in (NEG_PRE, NEG_POST) or (kind == CONJ and t[1] is None) or (kind == AND and not (
+                0 < idx < len(toks) - 1 and toks[idx - 1][0] == ANAT and toks[idx + 1][0] == ANAT)):
+            host = None  # an "and" between two places ("in the right lung and left base, which ...") keeps it
     # A location fronted before a comma or "there is" covers the sentence: "In the left lung base, there is a 9 mm
     # nodule", "However, in the left lower lobe there is a nodule".
     f = 0

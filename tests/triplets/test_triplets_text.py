@@ -92,6 +92,12 @@ CASES: list[tuple[str, set[tuple[str, str, str]]]] = [
       ("disease", "left_lung_unspec", A), ("disease", "right_lung_unspec", A)}),
     ("Normal chest radiograph.", {("normal", "unspecified", P)}),
     ("The heart and mediastinum are normal.", {("normal", "heart_size", P), ("normal", "mediastinal", P)}),
+    # an "and" between two places does not end the finding an interpretation refers to
+    ("There is mild haziness in the right lung and left base, which could represent infiltrate.",
+     {("opacity", "right_lung_unspec", P), ("opacity", "left_lower_lung", P),
+      ("infiltrate", "right_lung_unspec", U), ("infiltrate", "left_lower_lung", U)}),
+    # a postposed status after "again noted," is at the finding's place
+    ("Left base opacities again noted, stable.", {("opacity", "left_lower_lung", P), ("stable", "left_lower_lung", P)}),
 ]
 
 
