@@ -98,6 +98,8 @@ CASES: list[tuple[str, set[tuple[str, str, str]]]] = [
       ("infiltrate", "right_lung_unspec", U), ("infiltrate", "left_lower_lung", U)}),
     # a postposed status after "again noted," is at the finding's place
     ("Left base opacities again noted, stable.", {("opacity", "left_lower_lung", P), ("stable", "left_lower_lung", P)}),
+    # "suprahilar" mirrors "infrahilar" (the zone above the hilum)
+    ("Stable right suprahilar opacity.", {("opacity", "right_upper_lung", P), ("stable", "right_upper_lung", P)}),
 ]
 
 
