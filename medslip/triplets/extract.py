@@ -598,6 +598,7 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
     # "opacities in the right upper lobe, likely scarring", "density ... consistent with granuloma".
     # A postposed status word takes the anatomy of the observation right before it ("nodule stable").
     host: int | None = None
+    from_host: set[int] = set()
     for idx, t in enumerate(toks if n_obs > 1 else ()):
         kind = t[0]
         if kind == OBS:
@@ -616,13 +617,18 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
             elif (host is not None and idx not in named and t[4] is None and status[idx] != ABSENT
                     and t[1] not in r.normal):
                 located[idx] = list(located[host])
+                from_host.add(idx)
             elif t[1] in r.appositive_hosts and idx in named and status[idx] == PRESENT:
                 host = idx
             else:
                 host = None
         elif kind in (NEG_PRE, NEG_POST) or (kind == CONJ and t[1] is None) or (kind == AND and not (
-                0 < idx < len(toks) - 1 and toks[idx - 1][0] == ANAT and toks[idx + 1][0] == ANAT)):
-            host = None  # an "and" between two places ("in the right lung and left base, which ...") keeps it
+                0 < idx < len(toks) - 1 and (toks[idx - 1][0] == ANAT and toks[idx + 1][0] == ANAT
+                                             or idx - 1 in from_host))):
+            # an "and" between two places ("in the right lung and left base, which ...") keeps the host, and so
+            # does one that continues a list of readings ("opacity at the left base, likely atelectasis and
+            # scarring")
+            host = None
     # A location fronted before a comma or "there is" covers the sentence: "In the left lung base, there is a 9 mm
     # nodule", "However, in the left lower lobe there is a nodule".
     f = 0

@@ -100,6 +100,14 @@ CASES: list[tuple[str, set[tuple[str, str, str]]]] = [
     ("Left base opacities again noted, stable.", {("opacity", "left_lower_lung", P), ("stable", "left_lower_lung", P)}),
     # "suprahilar" mirrors "infrahilar" (the zone above the hilum)
     ("Stable right suprahilar opacity.", {("opacity", "right_upper_lung", P), ("stable", "right_upper_lung", P)}),
+    # a list of readings keeps the host across "and"; "juxtahilar" is hilar; "increasing" is a modifier word
+    ("Low lung volumes with streaky left basilar opacity, likely subsegmental atelectasis and scarring.",
+     {("low", "lung_volumes", P), ("opacity", "left_lower_lung", P), ("atelectasis", "left_lower_lung", U),
+      ("scar", "left_lower_lung", U)}),
+    ("Small right juxtahilar opacity may represent infiltrate.",
+     {("opacity", "right_hilar", P), ("infiltrate", "right_hilar", U)}),
+    ("Bilateral increasing consolidations.",
+     {("consolidation", "left_lung_unspec", P), ("consolidation", "right_lung_unspec", P)}),
 ]
 
 
