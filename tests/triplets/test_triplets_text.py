@@ -108,6 +108,9 @@ CASES: list[tuple[str, set[tuple[str, str, str]]]] = [
      {("opacity", "right_hilar", P), ("infiltrate", "right_hilar", U)}),
     ("Bilateral increasing consolidations.",
      {("consolidation", "left_lung_unspec", P), ("consolidation", "right_lung_unspec", P)}),
+    # two zones named with one noun
+    ("There is scarring in the right mid and upper lung zone.",
+     {("scar", "right_mid_lung", P), ("scar", "right_upper_lung", P)}),
 ]
 
 
