@@ -142,10 +142,10 @@ def infer_config(state_dict: Mapping[str, Any]):
 def load_state_dict_into_model(state_dict: Mapping[str, Tensor], config=None, what: str = "GLoRIA state dict"):
     """Build the GLoRIA of ``state_dict``'s configuration and load it strictly (floating values as float32)."""
     from baselines.gloria.model import GLoRIA
-    from baselines.state_dict import load_strict
+    from baselines.state_dict import cast_floats, load_strict
 
     model = GLoRIA(config or infer_config(state_dict))
-    load_strict(model, {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}, source=what)
+    load_strict(model, cast_floats(state_dict), source=what)
     return model.eval()
 
 

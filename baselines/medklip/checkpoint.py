@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from baselines.medklip.model import MedKLIP, MedKLIPConfig
-from baselines.state_dict import load_strict
+from baselines.state_dict import cast_floats, load_strict
 
 PREFIX = "module."
 _LAYER = re.compile(r"^decoder\.layers\.(\d+)\.")
@@ -78,8 +78,7 @@ def load_state_dict_into_model(state_dict: Mapping[str, Tensor], book: Tensor | 
     if book is not None:
         config.num_queries = int(book.shape[0])
     model = MedKLIP(config, book)
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}
-    load_strict(model, state, source=what)
+    load_strict(model, cast_floats(state_dict), source=what)
     return model.eval()
 
 

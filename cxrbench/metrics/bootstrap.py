@@ -10,7 +10,9 @@ resamples whatever the size of the data, and the two views offered here agree ex
 - :func:`resample_indices` yields, for each resample, the image indices (with repeats), for any metric
   written as ``metric(indices) -> float``;
 - :func:`resample_weights` yields the same resamples as multiplicity matrices ``(chunk, N)`` (how many times
-  image ``i`` is in resample ``b``), which lets metrics be computed for many resamples at once.
+  image ``i`` is in resample ``b``), which lets metrics be computed for many resamples at once;
+- :func:`resample_unit_counts` yields them unit-major (copies of each unit per resample), the form the
+  classification bootstrap reads without expanding to images.
 
 Stratified resampling (protocol v2): with ``strata`` (one integer per image; a unit's stratum is the largest
 of its images', e.g. 1 for a patient with a positive image), units are drawn with replacement *within* each
@@ -121,23 +123,16 @@ def _unit_draws(n_units: int, n_boot: int, seed: int, unit_stratum: np.ndarray |
         done += rows
 
 
-def resample_unit_counts(
-    n_images: int,
-    groups: Sequence[Any] | np.ndarray | None = None,
-    n_boot: int = DEFAULT_N_BOOT,
-    seed: int = 0,
-    strata: Sequence[int] | np.ndarray | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield the bootstrap resamples as ``(image_unit, counts)``: ``counts`` is ``(n_units, chunk)`` float64, the
-    number of copies of unit ``u`` in resample ``b`` of the chunk, and ``image_unit`` ``(N,)`` the unit of each
-    image, so ``counts[image_unit[i], b]`` is image ``i``'s multiplicity (the same resamples as
-    :func:`resample_weights`, unit-major: a metric that reads a subset of the images gathers only those rows)."""
-    units = make_units(n_images, groups)
+def resample_unit_counts(units: Units, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
+                         strata: Sequence[int] | np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Yield the bootstrap resamples as unit-major counts: ``(units.n_units, chunk)`` float64 arrays, entry
+    ``[u, b]`` the number of copies of unit ``u`` in resample ``b`` of the chunk; image ``i`` has the multiplicity
+    of its unit ``units.image_unit[i]``. The same resamples as :func:`resample_weights`; a metric that reads only
+    some images gathers only their units' rows."""
     for draws in _unit_draws(units.n_units, n_boot, seed, unit_strata(units, strata)):
         rows = draws.shape[0]
         flat = (draws * rows + np.arange(rows)[:, None]).ravel()
-        counts = np.bincount(flat, minlength=units.n_units * rows).reshape(units.n_units, rows)
-        yield units.image_unit, counts.astype(np.float64)
+        yield np.bincount(flat, minlength=units.n_units * rows).reshape(units.n_units, rows).astype(np.float64)
 
 
 def resample_weights(
@@ -153,8 +148,9 @@ def resample_weights(
         ``(chunk, N)`` float64 arrays (``chunk <= CHUNK``, ``n_boot`` rows in total); entry ``[b, i]`` is the
         number of copies of image ``i`` in resample ``b``.
     """
-    for image_unit, counts in resample_unit_counts(n_images, groups, n_boot, seed, strata):
-        yield np.ascontiguousarray(counts.T[:, image_unit])
+    units = make_units(n_images, groups)
+    for counts in resample_unit_counts(units, n_boot, seed, strata):
+        yield np.ascontiguousarray(counts.T[:, units.image_unit])
 
 
 def resample_indices(

@@ -421,15 +421,15 @@ def bootstrap_classification(
         known = ~np.isnan(y[:, c])
         if known.any():
             classes[c] = _plan_class(s[:, c], y[:, c], t[c], known)
+    units = make_units(n, groups)
     for c, plan in classes.items():
         # stratified by the class: patients with a positive, with only negatives, with no label for it
         strata = np.where(y[:, c] == 1, 2, np.where(y[:, c] == 0, 1, 0)) if stratified else None
+        # the plan's images as rows of the unit-major counts
+        sums = _SegmentSums.of(plan._replace(rows=units.image_unit[plan.rows],
+                                             pos_rows=units.image_unit[plan.pos_rows]), units.n_units)
         row = 0
-        sums = None
-        for image_unit, counts in resample_unit_counts(n, groups, n_boot, seed, strata):
-            if sums is None:  # the plan's images as rows of the unit-major counts
-                sums = _SegmentSums.of(plan._replace(rows=image_unit[plan.rows], pos_rows=image_unit[plan.pos_rows]),
-                                       counts.shape[0])
+        for counts in resample_unit_counts(units, n_boot, seed, strata):
             rows = slice(row, row + counts.shape[1])
             res = sums.metrics(plan, counts)
             for m in METRICS:

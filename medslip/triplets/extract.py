@@ -25,7 +25,7 @@ Pipeline (one pass per sentence, no per-term regex loop):
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
@@ -100,27 +100,14 @@ def _scan(words: list[str], r: Rules) -> list[list]:
     Returns tokens ``[kind, payload, first_word, end_word, side]`` (IGNORE phrases are consumed and
     dropped; a cue that also states an observation, e.g. "clear of", yields an OBS then the cue).
     """
-    trie = r.trie
     toks: list[list] = []
     i, n = 0, len(words)
     while i < n:
-        node = trie.get(words[i])
-        if node is None:
+        found = r.matches(words, i)
+        if not found:
             i += 1
             continue
-        # walk the trie as far as the words go; the longest phrase passed on the way is the match
-        hit, k, j = node.get(None), 1, i + 1
-        while j < n:
-            node = node.get(words[j])
-            if node is None:
-                break
-            j += 1
-            if None in node:
-                hit, k = node[None], j - i
-        if hit is None:
-            i += 1
-            continue
-        kind, payload = hit
+        k, (kind, payload) = found[-1]  # the longest match
         if kind == NEG_PRE and payload is not None:
             toks.append([OBS, payload, i, i + k, None])
             toks.append([NEG_PRE, None, i, i + k, None])
@@ -733,7 +720,7 @@ def extract_mentions(text: str, rules: Rules | None = None) -> list[Mention]:
 _EMPTY_MATRIX = np.full(NUM_ANATOMIES * NUM_OBSERVATIONS, -1, dtype=np.int8)
 
 
-def _matrix(cells: list[tuple[int, int]]) -> np.ndarray:
+def _matrix(cells: Iterable[tuple[int, int]]) -> np.ndarray:
     """Flat (cell, value) pairs -> the (51, 75) matrix; a cell present anywhere stays present."""
     mat = _EMPTY_MATRIX.copy()
     for key, v in cells:
@@ -744,7 +731,7 @@ def _matrix(cells: list[tuple[int, int]]) -> np.ndarray:
 
 def mentions_to_matrix(mentions: list[Mention]) -> np.ndarray:
     """The int8 (51, 75) matrix: 1 present; 0 absent unless present in the same cell; else -1."""
-    return _matrix(list(_cell_values((m.observation, m.anatomy, m.status) for m in mentions)))
+    return _matrix(_cell_values((m.observation, m.anatomy, m.status) for m in mentions))
 
 
 def report_to_matrix(text: str, rules: Rules | None = None) -> np.ndarray:

@@ -45,11 +45,9 @@ def observation_of(tokens: str, rules: Rules | None = None) -> str:
     words = phrase_words(tokens)
     i, n = 0, len(words)
     while i < n:  # the first observation phrase in the tokens, longest match
-        maxn = r.first.get(words[i], 0)
-        for k in range(min(maxn, n - i), 0, -1):
-            hit = r.table.get(" ".join(words[i:i + k]))
-            if hit is not None and hit[0] == OBS:
-                return hit[1]
+        for _, (kind, payload) in reversed(r.matches(words, i)):
+            if kind == OBS:
+                return payload
         i += 1
     return "tail_abnorm_obs"
 
@@ -63,22 +61,19 @@ def anatomies_of(tokens: str, rules: Rules | None = None, observation: str | Non
     pleural = observation in r.pleural_observations
     i, n = 0, len(words)
     while i < n:
-        maxn = r.first.get(words[i], 0)
-        step = 1
-        for k in range(min(maxn, n - i), 0, -1):
-            hit = r.table.get(" ".join(words[i:i + k]))
-            if hit is None:
-                continue
-            if hit[0] == SIDE:
-                side = hit[1] if side is None or side == hit[1] else "both"
-            elif hit[0] == ANAT:
-                for a in r.heads[hit[1]].resolve(side, pleural):
-                    if a not in out:
-                        out.append(a)
-                side = None
-            step = k
-            break
-        i += step
+        found = r.matches(words, i)
+        if not found:
+            i += 1
+            continue
+        k, (kind, payload) = found[-1]  # the longest match
+        if kind == SIDE:
+            side = payload if side is None or side == payload else "both"
+        elif kind == ANAT:
+            for a in r.heads[payload].resolve(side, pleural):
+                if a not in out:
+                    out.append(a)
+            side = None
+        i += k
     if not out and side is not None:  # a bare side ("left") names the lung on that side
         out = list(r.side_default.get(side, ())) if side != "both" else ["left_lung_unspec", "right_lung_unspec"]
     return out or ["other"]

@@ -80,8 +80,6 @@ class Rules:
     """The compiled rule table."""
 
     table: dict[str, tuple[int, Any]] = field(default_factory=dict)
-    #: first word -> the most words of a phrase starting with it
-    first: dict[str, int] = field(default_factory=dict)
     #: the table's phrases as a word trie: word -> node; a node's ``None`` entry holds the phrase's (kind, payload)
     trie: dict = field(default_factory=dict)
     heads: list[AnatomyHead] = field(default_factory=list)
@@ -108,9 +106,9 @@ class Rules:
     joined_masks: dict[str, str] = field(default_factory=dict)
     #: first word -> [(words of a phrase with masks, the words it reads as)], longest first
     mask_phrases: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = field(default_factory=dict)
-    #: lower-cased sentence -> its (observation, anatomy, status) triples, filled by the matrix path of
-    #: ``medslip.triplets.extract`` (real reports repeat sentences: 24,454 sentences of the IU reports are 8,959
-    #: distinct ones); at most ``sentence_cache_size`` entries, emptied when full or when a phrase is added
+    #: lower-cased, stripped sentence -> its matrix cells ``((flat cell index, 1 | 0), ...)``, filled by the matrix
+    #: path of ``medslip.triplets.extract`` (real reports repeat sentences: the 24,454 sentences of the IU reports
+    #: are 8,615 distinct ones); at most ``sentence_cache_size`` entries, emptied when full or when a phrase is added
     sentence_cache: dict[str, tuple] = field(default_factory=dict, repr=False, compare=False)
     sentence_cache_size: int = 1 << 17
 
@@ -128,11 +126,23 @@ class Rules:
             if old is not None and old != (kind, payload):
                 raise ValueError(f"rules: phrase {key!r} ({where}) conflicts with an earlier definition {old}")
             self.table[key] = (kind, payload)
-            self.first[words[0]] = max(self.first.get(words[0], 0), len(words))
             node = self.trie
             for w in words:
                 node = node.setdefault(w, {})
             node[None] = (kind, payload)
+
+    def matches(self, words: list[str], i: int) -> list[tuple[int, tuple[int, Any]]]:
+        """Every phrase of the table that starts at ``words[i]``: ``(number of words, (kind, payload))``, shortest
+        first (the last is the longest match)."""
+        out: list[tuple[int, tuple[int, Any]]] = []
+        node = self.trie
+        for j in range(i, len(words)):
+            node = node.get(words[j])
+            if node is None:
+                break
+            if None in node:
+                out.append((j + 1 - i, node[None]))
+        return out
 
     def default_anatomies(self, observation: str, side: Side | None) -> tuple[str, ...]:
         """Anatomy of an observation whose sentence names none (see ``observation_defaults``)."""
