@@ -187,7 +187,7 @@ def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
     return out
 
 
-def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
+def _statuses(toks: list[list], r: Rules, words: list[str] | None = None) -> dict[int, str]:
     """Status of every observation token (index -> present / absent / uncertain)."""
     status: dict[int, str] = {}
     active: str | None = None
@@ -200,6 +200,9 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
                 1 if toks[idx - 1][0] == VERB else 0):  # one word ("to") only between two verbs
             cue_end = t[3]
             continue
+        if (kind == VERB and active == ABSENT and 0 < idx < len(toks) - 1 and toks[idx - 1][0] in (AND, COMMA)
+                and toks[idx - 1][3] == t[2] and toks[idx + 1][0] == OBS and toks[idx + 1][2] == t[3]):
+            continue  # a participle that opens a list member ("no ..., effusion, or identified mass"): no stop
         if kind != VERB:
             cue_end = -1  # (set again below by a negation cue)
         if kind == OBS:
@@ -243,8 +246,11 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
                 j = idx + step
                 # forwards, a plain "and" starts another finding ("effusion versus thickening and associated
                 # rib deformities": the deformities are stated)
+                # backwards, an interpretation link ends it ("opacities representing infection versus chronic
+                # disease", "abnormal configuration ... suggestive of X versus Y": the opacities are stated)
                 while 0 <= j < n and toks[j][0] not in (CONJ, COMMA, VERB) and not (
-                        step > 0 and toks[j][0] == AND and toks[j][1] is None):
+                        step > 0 and toks[j][0] == AND and toks[j][1] is None) and not (
+                        step < 0 and toks[j][0] in (PSEUDO, UNC_PRE)):
                     if toks[j][0] == OBS and toks[j][1] not in r.normal:  # "stable X versus Y": stable stays
                         status[j] = UNCERTAIN
                     j += step
@@ -252,10 +258,21 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
         kind = t[0]
         if kind == AND and t[1] is not None and 0 < idx < n - 1:
             # "atelectasis or scarring", "scarring/atelectasis": one finding, two readings -> both uncertain
-            a, b = toks[idx - 1], toks[idx + 1]
+            # the second reading may have its own head ("subsegmental atelectasis or left pleural effusion")
+            second = idx + 2 if (words is not None and idx + 2 < n and toks[idx + 1][0] == ANAT
+                                 and toks[idx + 2][0] == OBS
+                                 and _bridged(words, toks[idx + 1][3], toks[idx + 2][2], r)) else idx + 1
+            a, b = toks[idx - 1], toks[second]
             if (a[0] == OBS and b[0] == OBS and a[1] != b[1] and status[idx - 1] == PRESENT
-                    and status[idx + 1] == PRESENT):
-                status[idx - 1] = status[idx + 1] = UNCERTAIN
+                    and status[second] == PRESENT and not _after_no_change(toks, idx)):
+                status[idx - 1] = status[second] = UNCERTAIN
+                if words is not None and words[t[2]:t[3]] == ["and", "/", "or"]:
+                    # "atelectasis, infiltrates and/or effusion": every member of the list is a reading
+                    k = idx - 1
+                    while (k > 1 and toks[k - 1][0] == COMMA and toks[k - 2][0] == OBS and status[k - 2] == PRESENT
+                           and _bridged(words, toks[k - 1][3], toks[k][2], r)):
+                        status[k - 2] = UNCERTAIN
+                        k -= 2
         elif (kind == OBS and t[1] in r.normality_predicates and idx and toks[idx - 1][0] == VERB
               and status[idx] == PRESENT):
             # "heart size and vascular engorgement appear within normal limits": the subject is normal
@@ -263,6 +280,15 @@ def _statuses(toks: list[list], r: Rules) -> dict[int, str]:
                 if toks[j][0] == OBS and toks[j][1] not in r.normal and status[j] == PRESENT:
                     status[j] = ABSENT
     return status
+
+
+def _after_no_change(toks: list[list], idx: int) -> bool:
+    """A "no change in" cue governs the list at idx ("no significant change in pneumothorax or pleural fluid":
+    both are stated, not two readings)."""
+    j = idx - 1
+    while j >= 0 and toks[j][0] in (OBS, ANAT, AND, COMMA):
+        j -= 1
+    return j >= 0 and toks[j][0] == PSEUDO and toks[j][1] == "stop"
 
 
 _SUBJECT_STOPS = frozenset((CONJ, NEG_PRE, NEG_POST, UNC_PRE, UNC_POST, UNC_BOTH, PSEUDO, VERB))
@@ -378,7 +404,11 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
             # scarring in the upper lobe")
             before = _anatomy_group(toks, idx - 1, -1, words, r) if (
                 idx and toks[idx - 1][0] == ANAT and toks[idx - 1][3] == t[2]) else []
-            return before + _anatomy_group(toks, j, 1, words, r, located_at=True)
+            after = _anatomy_group(toks, j, 1, words, r, located_at=True)
+            if after and all(_lung_region(r.heads[toks[a][1]].resolve(toks[a][4], False)) for a in after):
+                # an unsided organ word is no place of its own: "lung nodule in the right upper lobe"
+                before = [a for a in before if not (r.heads[toks[a][1]].organ and toks[a][4] is None)]
+            return before + after
         if (not gap or all(w in r.modifier_words for w in gap)) and (skipped or j == idx + 1):
             adjacent_after = _anatomy_group(toks, j, 1, words, r)  # "enlarged heart", "atelectasis is seen bibasilar"
     # 2. a predicate ("the heart and lungs are normal"): every head of the subject; otherwise the nearest
@@ -388,6 +418,14 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
         heads = [a for a in _subject(toks, idx - 1) if toks[a][0] == ANAT]
         if heads:
             return heads[::-1]
+    if t[1] in r.normal and idx > 1 and toks[idx - 1][0] == CONJ and " ".join(
+            words[toks[idx - 1][2]:toks[idx - 1][3]]) in _CONTRAST and (t[3] == len(words) or (
+            idx + 1 < len(toks) and toks[idx + 1][2] == t[3] and toks[idx + 1][0] in (NEG_PRE, COMMA, CONJ))):
+        # "lungs are hyperinflated but clear", "hyperexpanded lungs, otherwise clear": the subject of the
+        # statement before
+        heads = _statement_subject(toks, idx - 1, words, r)
+        if heads:
+            return heads
     subject = idx + 1 < n and toks[idx + 1][0] in (VERB, NEG_POST, UNC_POST)
     # a modifier of the next observation ("... demonstrate stable degenerative disease of the spine") is not
     # about the subject across a verb: it takes that observation's anatomy (see _sentence_mentions)
@@ -402,7 +440,14 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
             break  # "low lung volumes without focal opacity": a property head is no place for the negated finding
         elif k == OBS and negated and toks[j][1] in r.normal and t[1] in r.pleural_observations:
             break  # "lungs are clear without effusion": the pleura is not the lungs' subject
-        if k in (CONJ, COMMA) or (subject and k == AND) or (modifier and k == VERB) or (
+        elif k == ANAT and negated and t[1] in r.pleural_observations and _object_of(
+                toks, min(_anatomy_group(toks, j, -1, words, r)), words, r) and toks[
+                min(_anatomy_group(toks, j, -1, words, r)) - 1][1] not in r.pleural_observations:
+            break  # "airspace disease in the lingula without effusion": the lingula is the disease's place
+        if k == CONJ and j + 1 == idx and j and toks[j - 1][0] == ANAT and t[1] in r.normal and " ".join(
+                words[toks[j][2]:toks[j][3]]) == "otherwise":
+            pass  # "the lungs otherwise clear": the subject of the predicate
+        elif k in (CONJ, COMMA) or (subject and k == AND) or (modifier and k == VERB) or (
                 k == AND and toks[j + 1][0] == NEG_PRE):  # "X in the right lung and no Y": a new statement
             break
         if k == ANAT and adjacent_after and toks[adjacent_after[0]][2] == t[3] and any(
@@ -423,6 +468,31 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
     return adjacent_after
 
 
+_CONTRAST = frozenset(("but", "otherwise", "but otherwise"))
+
+
+def _statement_subject(toks: list[list], j: int, words: list[str], r: Rules) -> list[int]:
+    """Place heads of the statement that ends before the conjunction at j (and a comma before it): the subject
+    of its predicate ("lungs are hyperinflated") or the head of its finding ("hyperexpanded lungs", "lung
+    hyperexpansion"); property heads ("lung volumes") are no subject."""
+    j -= 1
+    if j >= 0 and toks[j][0] == COMMA:
+        j -= 1
+    if j >= 0 and toks[j][0] == ANAT:  # "hyperexpanded lungs, otherwise clear"
+        if j and toks[j - 1][0] == OBS and _bridged(words, toks[j - 1][3], toks[j][2], r):
+            heads = _anatomy_group(toks, j, -1, words, r)
+        else:
+            return []
+    elif j >= 1 and toks[j][0] == OBS and toks[j - 1][0] == VERB:  # "lungs are hyperinflated"
+        heads = [a for a in _subject(toks, j - 1) if toks[a][0] == ANAT][::-1]
+    elif j >= 1 and toks[j][0] == OBS and toks[j - 1][0] == ANAT and _bridged(
+            words, toks[j - 1][3], toks[j][2], r):  # "mild lung hyperexpansion"
+        heads = _anatomy_group(toks, j - 1, -1, words, r)
+    else:
+        return []
+    return heads if heads and all(r.heads[toks[a][1]].joins for a in heads) else []
+
+
 def _shared_head(toks: list[list], j: int, idx: int, words: list[str], r: Rules) -> bool:
     """Head j modifies the observation after it, and observation idx is joined to that one by a plain "and":
     a second predicate of a normal statement ("lungs clear and expanded") or a second lung finding at the
@@ -437,7 +507,11 @@ def _shared_head(toks: list[list], j: int, idx: int, words: list[str], r: Rules)
     if first[1] in r.pleural_observations or toks[idx][1] in r.pleural_observations or (
             toks[idx][1] in r.observation_defaults):  # not a device, not cardiomegaly, not "low"
         return False
-    names = r.heads[toks[j][1]].resolve(toks[j][4], False)
+    return _lung_region(r.heads[toks[j][1]].resolve(toks[j][4], False))
+
+
+def _lung_region(names: tuple[str, ...]) -> bool:
+    """The anatomy rows are all lung regions (lobes, zones, a lung), not a property such as lung_volumes."""
     return bool(names) and all(("lobe" in a or "lung" in a) and a != "lung_volumes" for a in names)
 
 
@@ -539,7 +613,7 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
             if toks[k][0] == OBS:
                 toks[k - 2][3] = toks[k][3]  # the merged phrase spans both names
         toks = [t for k, t in enumerate(toks) if k not in drop]
-    status = _statuses(toks, r)
+    status = _statuses(toks, r, words)
     heads = r.heads
     # Right to left, so that a modifier ("stable", "calcified") adjacent to the observation after it
     # ("calcified granuloma in the right lower lobe") takes that observation's location.
@@ -551,6 +625,14 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
         pleural = t[1] in r.pleural_observations
         anatomies: list[str] = []
         group = _locate(toks, idx, words, r)
+        if (group == [idx + 1] and idx + 2 < len(toks) and toks[idx + 2][0] == OBS and t[4] is None
+                and _bridged(words, t[3], toks[idx + 1][2], r) and _bridged(words, toks[idx + 1][3], toks[idx + 2][2], r)):
+            # a modifier before a head and its finding describes that finding: "nodular interstitial opacities
+            # distributed through both lungs" (the nodular opacities are in both lungs too)
+            own = heads[toks[idx + 1][1]].resolve(toks[idx + 1][4], t[1] in r.pleural_observations)
+            located[idx] = list(dict.fromkeys([*own, *located[idx + 2]]))
+            named.add(idx)
+            continue
         # the side of the observation, or of the head right before it, reaches an unsided region word
         # ("left effusion at the base", "left perihilar scarring in the upper lobe")
         side = t[4] or (toks[group[0]][4] if len(group) > 1 and group[0] == idx - 1 and group[-1] > idx else None)
@@ -578,6 +660,11 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
         if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and _bridged(
                 words, t[3], toks[idx + 1][2], r):
             anatomies = [a for a in located[idx + 1] if a != "unspecified"]
+        elif (not anatomies and t[1] in r.normal and idx + 2 < len(toks) and toks[idx + 1][0] == AND
+              and toks[idx + 1][1] is None and toks[idx + 2][0] == OBS and toks[idx + 2][1] in r.normal
+              and toks[idx + 1][2] == t[3] and _bridged(words, toks[idx + 1][3], toks[idx + 2][2], r)):
+            # two status words of one head: "normal and stable cardiomediastinal contours"
+            anatomies = [a for a in located[idx + 2] if a != "unspecified"]
         if anatomies or t[4] is not None:
             named.add(idx)
         located[idx] = anatomies or list(r.default_anatomies(t[1], t[4]))
@@ -646,6 +733,9 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
             pass  # "right lung free of consolidation", "lungs clear without ...": one phrase states both
         elif words[toks[q][2]] == "without" and toks[p][0] == COMMA:
             p -= 1
+        elif words[toks[q][2]] == "without" and p and toks[p][0] == AND and toks[p][1] is None and (
+                toks[p - 1][0] == COMMA):
+            p -= 2  # "the lungs are clear, and without focal opacity"
         elif toks[p][0] == CONJ and words[toks[p][2]] == "with":
             p -= 1
         elif words[toks[q][2]] != "without":

@@ -13,7 +13,7 @@ sentence before any result was looked at (:func:`split_of`), else ``tune``.
 
 Run the scorer::
 
-    python -m medslip.triplets.gold [--gold FILE] [--split all|tune|heldout] [--errors]
+    python -m medslip.triplets.gold [--gold FILE] [--split all|tune|heldout] [--draw D] [--errors]
 
 It prints, per split: precision and recall of present and of absent cells, side accuracy of sided
 findings and the false-positive rate of abnormal observations on normal sentences (definitions in
@@ -41,7 +41,8 @@ SEED = 18
 HELDOUT_SALT = "medslip-triplets-gold-v1"
 #: Candidates drawn per stratum (first matching stratum wins, in this order), per draw: the first draw
 #: (g0000-g0329) was annotated and scored before any extractor change; the second (g0330-g0449), third
-#: (g0450-g0539), fourth (g0540-g0604) and fifth (g0605-) were added afterwards, weighted towards sided sentences, to have more sentences to tune
+#: (g0450-g0539), fourth (g0540-g0604), fifth (g0605-g0719) and sixth (g0720-g1079, annotated twice, blind,
+#: and adjudicated) were added afterwards, weighted towards sided sentences, to have more sentences to tune
 #: on (their held-out thirds are held out like the first's).
 STRATA: dict[str, int] = {"device": 60, "sided": 110, "negated": 90, "other": 70}
 DRAWS: tuple[tuple[int, dict[str, int]], ...] = (
@@ -50,6 +51,7 @@ DRAWS: tuple[tuple[int, dict[str, int]], ...] = (
     (SEED * 100 + 3, {"device": 15, "sided": 50, "negated": 15, "other": 10}),
     (SEED * 100 + 4, {"device": 15, "sided": 40, "negated": 5, "other": 5}),
     (SEED * 100 + 5, {"device": 20, "sided": 60, "negated": 25, "other": 10}),
+    (SEED * 100 + 6, {"device": 40, "sided": 190, "negated": 90, "other": 40}),
 )
 _STRATUM_RE = {
     "device": re.compile(r"\b(tube|catheter|line|picc|pacemaker|pacer|wire|clip|lead|device|port|stent|"
@@ -62,6 +64,16 @@ _STRATUM_RE = {
 #: Observations that are not abnormal findings (for the false-positive rate on normal sentences).
 NOT_ABNORMAL = frozenset(NORMAL_OBSERVATIONS) | {"excluded_obs"}
 _STATUS = {"p": 1, "a": 0}
+
+
+def draw_of(gold_id: str) -> int:
+    """The draw (1-based, in :data:`DRAWS` order) a gold id ``gNNNN`` comes from: ids are numbered in draw order."""
+    n, first = int(gold_id.lstrip("g")), 0
+    for d, (_seed, strata) in enumerate(DRAWS, 1):
+        first += sum(strata.values())
+        if n < first:
+            return d
+    raise ValueError(f"gold id {gold_id!r} is past the last draw ({first} sentences)")
 
 
 def default_gold_path() -> Path:
@@ -243,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m medslip.triplets.gold", description=__doc__.split("\n")[0])
     ap.add_argument("--gold", type=Path, default=None, help="gold JSONL (default: tests/triplets/data/gold.jsonl)")
     ap.add_argument("--split", choices=("all", "tune", "heldout"), default="all")
+    ap.add_argument("--draw", type=int, default=0, metavar="D",
+                    help="score only the sentences of draw D (1-%d, in the order of DRAWS)" % len(DRAWS))
     ap.add_argument("--errors", action="store_true",
                     help="print the sentences the extractor gets wrong (of the tune split, unless --split heldout)")
     ap.add_argument("--sample", type=int, default=0, metavar="N",
@@ -257,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: gold file {path} not found", file=sys.stderr)
         return 2
     gold = load_gold(path)
+    if a.draw:
+        if not 1 <= a.draw <= len(DRAWS):
+            print(f"error: --draw {a.draw}: there are draws 1-{len(DRAWS)}", file=sys.stderr)
+            return 2
+        gold = [g for g in gold if draw_of(g.id) == a.draw]
     splits = ("tune", "heldout", "all") if a.split == "all" else (a.split,)
     for sp in splits:
         part = [g for g in gold if sp == "all" or g.split == sp]

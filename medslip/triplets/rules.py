@@ -57,6 +57,8 @@ class AnatomyHead:
     pleural: dict[str, tuple[str, ...]] | None = None
     side: Side | None = None  # a head that names a side itself ("biapical"): passed to the heads beside it
     joins: bool = True  # False: a property, not a place ("lung volumes"): never grouped with other heads
+    organ: bool = False  # the whole organ ("lung", "pulmonary"): unsided before a finding, it yields to the
+    # finding's located-at phrase ("lung nodule in the right upper lobe" is in the right upper lobe only)
 
     def resolve(self, side: Side | None, pleural: bool) -> tuple[str, ...]:
         """Anatomies named by this head with an optional side, for a (non-)pleural observation."""
@@ -197,6 +199,7 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
             pleural=_side_table(entry["pleural"], where) if "pleural" in entry else None,
             side=entry.get("side"),
             joins=bool(entry.get("joins", True)),
+            organ=bool(entry.get("organ", False)),
         )
         if head.side not in (None,) + _SIDES:
             raise ValueError(f"rules: {where} has side {head.side!r} (left, right or both)")
