@@ -625,7 +625,7 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
         pleural = t[1] in r.pleural_observations
         anatomies: list[str] = []
         group = _locate(toks, idx, words, r)
-        if (group == [idx + 1] and idx + 2 < len(toks) and toks[idx + 2][0] == OBS and t[4] is None
+        if (group in ([], [idx + 1]) and idx + 2 < len(toks) and toks[idx + 1][0] == ANAT and toks[idx + 2][0] == OBS and t[4] is None
                 and _bridged(words, t[3], toks[idx + 1][2], r) and _bridged(words, toks[idx + 1][3], toks[idx + 2][2], r)):
             # a modifier before a head and its finding describes that finding: "nodular interstitial opacities
             # distributed through both lungs" (the nodular opacities are in both lungs too)

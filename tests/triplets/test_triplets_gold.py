@@ -170,6 +170,13 @@ RULES: list[tuple[str, set[tuple[str, str, str]]]] = [
     ("No significant change in right pneumothorax or pleural fluid.",
      {("pneumothorax", "right_pleural", P), ("fluid", "pleural_unspec", P)}),
     # a modifier before a head and its finding shares the finding's place
+    ("Calcified 5 mm right upper lobe granuloma.",
+     {("calcification", "upper_right_lobe", P), ("tail_abnorm_obs", "upper_right_lobe", P)}),
+    ("Stable 1.5 cm nodule left mid chest, XXXX a granuloma.",
+     {("stable", "left_mid_lung", P), ("nodule", "left_mid_lung", P), ("tail_abnorm_obs", "left_mid_lung", P)}),
+    ("Low lung volumes causing bibasilar atelectasis and bronchovascular crowding .",
+     {("low", "lung_volumes", P), ("atelectasis", "lung_bases", P), ("crowd", "lung_bases", P)}),
+    ("Several bilateral healing rib fractures, XXXX pathologic fracture.", {("fracture", "rib", P)}),
     ("Prominent interstitial markings in the lungs are unchanged.",
      {("marking", "interstitium", P), ("marking", L, P), ("marking", R, P), ("prominence", "interstitium", P),
       ("prominence", L, P), ("prominence", R, P)}),
