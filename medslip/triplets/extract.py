@@ -181,9 +181,9 @@ def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
         a, b = out[k], out[k + 1]
         # a sided modifier finding, or a sided head before another head ("left apical pleural thickening":
         # the left apex and the left pleura), passes its side on
-        if a[0] == b[0] and a[0] in (OBS, ANAT) and a[4] is not None and b[4] is None and _bridged(
-                words, a[3], b[2], r):
-            b[4] = a[4]
+        if (a[0] == b[0] or (a[0] == OBS and b[0] == ANAT)) and a[0] in (OBS, ANAT) and a[4] is not None and (
+                b[4] is None and _bridged(words, a[3], b[2], r)):
+            b[4] = a[4]  # also a sided modifier finding to the head after it ("bilateral calcified pulmonary nodules")
     return out
 
 

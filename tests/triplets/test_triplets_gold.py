@@ -177,6 +177,8 @@ RULES: list[tuple[str, set[tuple[str, str, str]]]] = [
     ("Low lung volumes causing bibasilar atelectasis and bronchovascular crowding .",
      {("low", "lung_volumes", P), ("atelectasis", "lung_bases", P), ("crowd", "lung_bases", P)}),
     ("Several bilateral healing rib fractures, XXXX pathologic fracture.", {("fracture", "rib", P)}),
+    ("Scattered bilateral calcified pulmonary nodules.",
+     {("calcification", L, P), ("calcification", R, P), ("nodule", L, P), ("nodule", R, P)}),
     ("Prominent interstitial markings in the lungs are unchanged.",
      {("marking", "interstitium", P), ("marking", L, P), ("marking", R, P), ("prominence", "interstitium", P),
       ("prominence", L, P), ("prominence", R, P)}),
