@@ -187,7 +187,7 @@ def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
     return out
 
 
-def _statuses(toks: list[list], r: Rules, words: list[str] | None = None) -> dict[int, str]:
+def _statuses(toks: list[list], r: Rules, words: list[str]) -> dict[int, str]:
     """Status of every observation token (index -> present / absent / uncertain)."""
     status: dict[int, str] = {}
     active: str | None = None
@@ -259,14 +259,14 @@ def _statuses(toks: list[list], r: Rules, words: list[str] | None = None) -> dic
         if kind == AND and t[1] is not None and 0 < idx < n - 1:
             # "atelectasis or scarring", "scarring/atelectasis": one finding, two readings -> both uncertain
             # the second reading may have its own head ("subsegmental atelectasis or left pleural effusion")
-            second = idx + 2 if (words is not None and idx + 2 < n and toks[idx + 1][0] == ANAT
+            second = idx + 2 if (idx + 2 < n and toks[idx + 1][0] == ANAT
                                  and toks[idx + 2][0] == OBS
                                  and _bridged(words, toks[idx + 1][3], toks[idx + 2][2], r)) else idx + 1
             a, b = toks[idx - 1], toks[second]
             if (a[0] == OBS and b[0] == OBS and a[1] != b[1] and status[idx - 1] == PRESENT
                     and status[second] == PRESENT and not _after_no_change(toks, idx)):
                 status[idx - 1] = status[second] = UNCERTAIN
-                if words is not None and words[t[2]:t[3]] == ["and", "/", "or"]:
+                if words[t[2]:t[3]] == ["and", "/", "or"]:
                     # "atelectasis, infiltrates and/or effusion": every member of the list is a reading
                     k = idx - 1
                     while (k > 1 and toks[k - 1][0] == COMMA and toks[k - 2][0] == OBS and status[k - 2] == PRESENT
@@ -441,8 +441,8 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
         elif k == OBS and negated and toks[j][1] in r.normal and t[1] in r.pleural_observations:
             break  # "lungs are clear without effusion": the pleura is not the lungs' subject
         elif k == ANAT and negated and t[1] in r.pleural_observations and _object_of(
-                toks, min(_anatomy_group(toks, j, -1, words, r)), words, r) and toks[
-                min(_anatomy_group(toks, j, -1, words, r)) - 1][1] not in r.pleural_observations:
+                toks, g := min(_anatomy_group(toks, j, -1, words, r)), words, r) and (
+                toks[g - 1][1] not in r.pleural_observations):
             break  # "airspace disease in the lingula without effusion": the lingula is the disease's place
         if k == CONJ and j + 1 == idx and j and toks[j - 1][0] == ANAT and t[1] in r.normal and " ".join(
                 words[toks[j][2]:toks[j][3]]) == "otherwise":
@@ -625,8 +625,8 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
         pleural = t[1] in r.pleural_observations
         anatomies: list[str] = []
         group = _locate(toks, idx, words, r)
-        if (group in ([], [idx + 1]) and idx + 2 < len(toks) and toks[idx + 1][0] == ANAT and toks[idx + 2][0] == OBS and t[4] is None
-                and _bridged(words, t[3], toks[idx + 1][2], r) and _bridged(words, toks[idx + 1][3], toks[idx + 2][2], r)):
+        if (group in ([], [idx + 1]) and idx + 2 < len(toks) and toks[idx + 1][0] == ANAT
+                and toks[idx + 2][0] == OBS and t[4] is None and _bridged(words, t[3], toks[idx + 1][2], r) and _bridged(words, toks[idx + 1][3], toks[idx + 2][2], r)):
             # a modifier before a head and its finding describes that finding: "nodular interstitial opacities
             # distributed through both lungs" (the nodular opacities are in both lungs too)
             own = heads[toks[idx + 1][1]].resolve(toks[idx + 1][4], t[1] in r.pleural_observations)
