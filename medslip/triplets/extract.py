@@ -184,6 +184,14 @@ def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
         if (a[0] == b[0] or (a[0] == OBS and b[0] == ANAT)) and a[0] in (OBS, ANAT) and a[4] is not None and (
                 b[4] is None and _bridged(words, a[3], b[2], r)):
             b[4] = a[4]  # also a sided modifier finding to the head after it ("bilateral calcified pulmonary nodules")
+    for k in range(len(out) - 2, -1, -1):
+        a, b = out[k], out[k + 1]
+        # an unsided head right before a sided one takes its side ("opacity within the perihilar right lung"),
+        # when that side narrows its rows (not "retrocardiac left lower lobe", where a side only adds a row)
+        if a[0] == ANAT and b[0] == ANAT and a[4] is None and b[4] is not None and _bridged(words, a[3], b[2], r):
+            head = r.heads[a[1]]
+            if not set(head.resolve(b[4], False)) >= set(head.resolve(None, False)):
+                a[4] = b[4]
     return out
 
 
@@ -312,9 +320,12 @@ _ARTICLES = frozenset(("the", "a", "an"))
 
 
 def _anatomy_group(toks: list[list], j: int, step: int, words: list[str], r: Rules,
-                   located_at: bool = False) -> list[int]:
+                   located_at: bool = False, own_place: bool = False) -> list[int]:
     """Anatomy token j plus the anatomy tokens joined to it by "and" / "or", or next to it (modifier words
-    between allowed: "right hilar and paratracheal", "retrocardiac left lower lobe")."""
+    between allowed: "right hilar and paratracheal", "retrocardiac left lower lobe"). Forwards, a located-at
+    group, or the heads after a status word or a finding with a place of its own (``own_place``), stop before a
+    head that modifies an observation of its own ("elevated left hemidiaphragm and basilar atelectasis",
+    "borderline heart size and aortic ectasia"; but "calcified left lung and left hilar granulomas")."""
     group = [j]
     n = len(toks)
     if not r.heads[toks[j][1]].joins:
@@ -334,8 +345,9 @@ def _anatomy_group(toks: list[list], j: int, step: int, words: list[str], r: Rul
             j += 2 if toks[j + 2][0] == ANAT else 3
         elif (0 <= j + 2 * step < n and toks[j + step][0] == AND and toks[j + 2 * step][0] == ANAT
               and r.heads[toks[j + 2 * step][1]].joins
-              and not (located_at and _owned(toks, j + 2 * step, step, words, r))
-              and not (step < 0 and _owned(toks, j, 1, words, r) and _object_of(toks, j + 2 * step, words, r))):
+              and not ((located_at or own_place) and _owned(toks, j + 2 * step, step, words, r))
+              and not (step < 0 and _owned(toks, j, 1, words, r) and (
+                  _object_of(toks, j + 2 * step, words, r) or _held(toks, j + 2 * step, words, r)))):
             j += 2 * step
         else:
             return group
@@ -356,6 +368,14 @@ def _owned(toks: list[list], k: int, step: int, words: list[str], r: Rules) -> b
     the group ("degenerative disease of the spine as well as rib fractures")."""
     return (step > 0 and k + 1 < len(toks) and toks[k + 1][0] == OBS
             and _bridged(words, toks[k][3], toks[k + 1][2], r))
+
+
+def _held(toks: list[list], k: int, words: list[str], r: Rules) -> bool:
+    """Head k, reached backwards over "and" from a head that modifies the observation after it, is the head of
+    a status word or of a finding with a place of its own right before it ("elevated left hemidiaphragm and
+    basilar atelectasis": the atelectasis is not at the diaphragm)."""
+    return (k > 0 and toks[k - 1][0] == OBS and _bridged(words, toks[k - 1][3], toks[k][2], r)
+            and (toks[k - 1][1] in r.normal or toks[k - 1][1] in r.observation_defaults))
 
 
 def _object_of(toks: list[list], k: int, words: list[str], r: Rules) -> bool:
@@ -409,8 +429,14 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
                 # an unsided organ word is no place of its own: "lung nodule in the right upper lobe"
                 before = [a for a in before if not (r.heads[toks[a][1]].organ and toks[a][4] is None)]
             return before + after
-        if (not gap or all(w in r.modifier_words for w in gap)) and (skipped or j == idx + 1):
-            adjacent_after = _anatomy_group(toks, j, 1, words, r)  # "enlarged heart", "atelectasis is seen bibasilar"
+        if (not gap or all(w in r.modifier_words for w in gap)) and (skipped or j == idx + 1 or (
+                # "opacities and chronic inflammatory change right midlung": a list shares a lung region
+                # written after it
+                listed and t[1] not in r.pleural_observations and t[1] not in r.observation_defaults
+                and t[1] not in r.normal and not _owned(toks, j, 1, words, r)
+                and _lung_region(r.heads[toks[j][1]].resolve(toks[j][4], False)))):
+            adjacent_after = _anatomy_group(  # "enlarged heart", "atelectasis is seen bibasilar"
+                toks, j, 1, words, r, own_place=t[1] in r.normal or t[1] in r.observation_defaults)
     # 2. a predicate ("the heart and lungs are normal"): every head of the subject; otherwise the nearest
     # preceding anatomy in the clause ("the lungs are clear"); an observation that is itself a subject
     # ("... and effusion is not seen") does not reach back over "and".
@@ -436,8 +462,11 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
         k = toks[j][0]
         if k == NEG_PRE:
             negated = True
-        elif k == ANAT and negated and not r.heads[toks[j][1]].joins:
-            break  # "low lung volumes without focal opacity": a property head is no place for the negated finding
+        elif k == ANAT and not r.heads[toks[j][1]].joins and (negated or (t[1] not in r.normal and any(
+                toks[m][0] == AND for m in range(j + 1, idx)))):
+            # "low lung volumes without focal opacity", "low lung volumes and bronchovascular crowding": a
+            # property head is no place for a negated finding or one joined after it
+            break
         elif k == OBS and negated and toks[j][1] in r.normal and t[1] in r.pleural_observations:
             break  # "lungs are clear without effusion": the pleura is not the lungs' subject
         elif k == ANAT and negated and t[1] in r.pleural_observations and _object_of(
@@ -447,6 +476,16 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
         if k == CONJ and j + 1 == idx and j and toks[j - 1][0] == ANAT and t[1] in r.normal and " ".join(
                 words[toks[j][2]:toks[j][3]]) == "otherwise":
             pass  # "the lungs otherwise clear": the subject of the predicate
+        elif (k == CONJ and j + 1 == idx and j > 1 and words[toks[j][2]:toks[j][3]] == ["with"]
+              and toks[j - 1][0] == OBS and toks[j - 1][1] in r.normal and toks[j - 2][0] == VERB
+              and t[1] not in r.normal and t[1] not in r.pleural_observations
+              and t[1] not in r.observation_defaults):
+            # "the lungs are clear with scattered granulomas": a finding the normal statement allows is in
+            # the statement's lungs
+            heads = _statement_subject(toks, j, words, r)
+            if heads and all(_lung_region(r.heads[toks[a][1]].resolve(toks[a][4], False)) for a in heads):
+                return heads
+            break
         elif k in (CONJ, COMMA) or (subject and k == AND) or (modifier and k == VERB) or (
                 k == AND and toks[j + 1][0] == NEG_PRE):  # "X in the right lung and no Y": a new statement
             break
@@ -497,7 +536,8 @@ def _shared_head(toks: list[list], j: int, idx: int, words: list[str], r: Rules)
     """Head j modifies the observation after it, and observation idx is joined to that one by a plain "and":
     a second predicate of a normal statement ("lungs clear and expanded") or a second lung finding at the
     same lung region ("left lower lobe infiltrate and focal atelectasis"; not a pleural finding, not a finding
-    with a default place of its own such as a device or cardiomegaly, not "or")."""
+    with a default place of its own such as a device or cardiomegaly, not "or"), or at a head marked ``shared``
+    ("aortic calcifications and tortuosity")."""
     first = toks[j + 1]
     if not (idx == j + 3 and toks[j + 2][0] == AND and toks[j + 2][1] is None
             and _bridged(words, toks[j + 2][3], toks[idx][2], r)):
@@ -507,7 +547,7 @@ def _shared_head(toks: list[list], j: int, idx: int, words: list[str], r: Rules)
     if first[1] in r.pleural_observations or toks[idx][1] in r.pleural_observations or (
             toks[idx][1] in r.observation_defaults):  # not a device, not cardiomegaly, not "low"
         return False
-    return _lung_region(r.heads[toks[j][1]].resolve(toks[j][4], False))
+    return r.heads[toks[j][1]].shared or _lung_region(r.heads[toks[j][1]].resolve(toks[j][4], False))
 
 
 def _lung_region(names: tuple[str, ...]) -> bool:
@@ -743,7 +783,10 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
         while p > 1 and toks[p][0] == OBS and toks[p][1] not in r.normal and toks[p - 1][0] == AND and (
                 toks[p - 2][0] == OBS):
             p -= 2  # "lungs remain clear and expanded with no infiltrates"
-        if p >= 0 and toks[p][0] == OBS and toks[p][1] in r.normal and p in named and status[p] == PRESENT:
+        if p >= 0 and toks[p][0] == OBS and toks[p][1] in r.normal and p in named and status[p] == PRESENT and not (
+                toks[p][1] in r.postposed and p and toks[p - 1][0] == OBS):
+            # (a status word right after a finding is about that finding, not a normal statement: "bilateral
+            # granulomas stable ..., without focal consolidation")
             located[idx] = list(located[p])
     out: list = []
     sentence = " ".join(sent.split()) if full else ""

@@ -59,6 +59,8 @@ class AnatomyHead:
     joins: bool = True  # False: a property, not a place ("lung volumes"): never grouped with other heads
     organ: bool = False  # the whole organ ("lung", "pulmonary"): unsided before a finding, it yields to the
     # finding's located-at phrase ("lung nodule in the right upper lobe" is in the right upper lobe only)
+    shared: bool = False  # like a lung region, the head of a finding is shared with a finding joined to it by
+    # "and" ("aortic calcifications and tortuosity": both at the aorta)
 
     def resolve(self, side: Side | None, pleural: bool) -> tuple[str, ...]:
         """Anatomies named by this head with an optional side, for a (non-)pleural observation."""
@@ -200,6 +202,7 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
             side=entry.get("side"),
             joins=bool(entry.get("joins", True)),
             organ=bool(entry.get("organ", False)),
+            shared=bool(entry.get("shared", False)),
         )
         if head.side not in (None,) + _SIDES:
             raise ValueError(f"rules: {where} has side {head.side!r} (left, right or both)")
