@@ -195,6 +195,10 @@ def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
     return out
 
 
+#: Negation cues that, with no finding before them, negate the finding right after them.
+_PARTICIPLES = frozenset(("resolved", "removed"))
+
+
 def _statuses(toks: list[list], r: Rules, words: list[str]) -> dict[int, str]:
     """Status of every observation token (index -> present / absent / uncertain)."""
     status: dict[int, str] = {}
@@ -220,7 +224,9 @@ def _statuses(toks: list[list], r: Rules, words: list[str]) -> dict[int, str]:
         elif kind == NEG_PRE:
             active, crossed_comma, cue_end = ABSENT, False, t[3]
         elif kind == UNC_PRE:
-            if not (active == ABSENT and not crossed_comma):  # "no findings to suggest pneumonia"
+            if not (active == ABSENT and (not crossed_comma or words[t[2] - 1:t[2]] == ["to"])):
+                # "no findings to suggest pneumonia", "no effusion, pneumothorax or consolidation to suggest
+                # pneumonia"
                 active, crossed_comma = UNCERTAIN, False
         elif kind in (CONJ, VERB) or (kind == PSEUDO and t[1] == "stop"):
             active = None  # also "no progression of X", "no change in X": X is stated (present)
@@ -249,6 +255,13 @@ def _statuses(toks: list[list], r: Rules, words: list[str]) -> dict[int, str]:
                 j -= 1
             for j in collected:
                 status[j] = value
+            if (not collected and kind == NEG_POST and words[t[3] - 1] in _PARTICIPLES and idx + 1 < n
+                    and (nxt := idx + 2 if toks[idx + 1][0] == ANAT and idx + 2 < n else idx + 1) < n
+                    and toks[nxt][0] == OBS and _bridged(words, t[3], toks[idx + 1][2], r)
+                    and (nxt == idx + 1 or _bridged(words, toks[idx + 1][3], toks[nxt][2], r))):
+                # a participle before the finding it negates: "resolved interstitial edema", "essentially
+                # resolved bibasilar atelectasis"
+                status[nxt] = ABSENT
         elif kind == UNC_BOTH:  # "atelectasis versus pneumonia": the whole clause
             for step in (-1, 1):
                 j = idx + step
@@ -281,10 +294,12 @@ def _statuses(toks: list[list], r: Rules, words: list[str]) -> dict[int, str]:
                            and _bridged(words, toks[k - 1][3], toks[k][2], r)):
                         status[k - 2] = UNCERTAIN
                         k -= 2
-        elif (kind == OBS and t[1] in r.normality_predicates and idx and toks[idx - 1][0] == VERB
-              and status[idx] == PRESENT):
-            # "heart size and vascular engorgement appear within normal limits": the subject is normal
-            for j in _subject(toks, idx - 1):
+        elif (kind == OBS and t[1] in r.normality_predicates and idx and status[idx] == PRESENT and (
+                toks[idx - 1][0] == VERB or (idx > 1 and toks[idx - 1][0] == AND and toks[idx - 1][1] is None
+                                             and toks[idx - 2][0] == VERB))):
+            # "heart size and vascular engorgement appear within normal limits": the subject is normal (also
+            # after a first predicate outside the vocabulary: "markings are symmetric and normal")
+            for j in _subject(toks, idx - 1 if toks[idx - 1][0] == VERB else idx - 2):
                 if toks[j][0] == OBS and toks[j][1] not in r.normal and status[j] == PRESENT:
                     status[j] = ABSENT
     return status
@@ -331,11 +346,11 @@ def _anatomy_group(toks: list[list], j: int, step: int, words: list[str], r: Rul
     if not r.heads[toks[j][1]].joins:
         return group
     while True:
-        if 0 <= j + step < n and toks[j + step][0] == ANAT and (
+        if 0 <= j + step < n and toks[j + step][0] == ANAT and r.heads[toks[j + step][1]].joins and (
                 _bridged(words, toks[j][3], toks[j + 1][2], r) if step > 0
                 else _bridged(words, toks[j - 1][3], toks[j][2], r)):
             j += step
-        elif (located_at and step > 0 and j + 2 < n and toks[j + 1][0] == COMMA and (
+        elif ((located_at or own_place) and step > 0 and j + 2 < n and toks[j + 1][0] == COMMA and (
                 toks[j + 2][0] == ANAT or (j + 3 < n and toks[j + 2][0] == AND and toks[j + 3][0] == ANAT))
               and not _owned(toks, j + 2 if toks[j + 2][0] == ANAT else j + 3, 1, words, r)
               and all(w in r.modifier_words or w in _ARTICLES for w in words[toks[j + 1][3]:toks[
@@ -411,7 +426,14 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
         # a location in apposition that ends the sentence: "calcified granuloma, right lung base"
         group = _anatomy_group(toks, j + 1, 1, words, r)
         if group[-1] == n - 1 and toks[group[-1]][3] == len(words):
-            return group
+            # a head right before the finding stays ("right basilar airspace disease, XXXX right middle lobe")
+            before = _anatomy_group(toks, idx - 1, -1, words, r) if (
+                idx and toks[idx - 1][0] == ANAT and _bridged(words, toks[idx - 1][3], t[2], r)) else []
+            return before + group
+    if (j + 2 < n and toks[j][0] == CONJ and toks[j][1] == "relative" and toks[j][2] == end
+            and toks[j + 1][0] == VERB and words[toks[j + 1][2]] in _SEEMS):
+        # "opacity ... which appears to be within the left lower lobe": the place of the finding before
+        end, j = toks[j][3], j + 1
     while j < n and toks[j][0] == VERB:
         end, skipped, j = toks[j][3], True, j + 1
     adjacent_after: list[int] = []
@@ -440,8 +462,11 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
     # 2. a predicate ("the heart and lungs are normal"): every head of the subject; otherwise the nearest
     # preceding anatomy in the clause ("the lungs are clear"); an observation that is itself a subject
     # ("... and effusion is not seen") does not reach back over "and".
-    if idx and toks[idx - 1][0] == VERB and t[1] in r.normal:
-        heads = [a for a in _subject(toks, idx - 1) if toks[a][0] == ANAT]
+    verb = idx - 1 if idx and toks[idx - 1][0] == VERB else idx - 2 if (
+        idx > 1 and toks[idx - 1][0] == AND and toks[idx - 1][1] is None and toks[idx - 2][0] == VERB
+        and t[1] in r.normality_predicates) else -1  # "markings are symmetric and normal"
+    if verb >= 0 and t[1] in r.normal:
+        heads = [a for a in _subject(toks, verb) if toks[a][0] == ANAT]
         if heads:
             return heads[::-1]
     if t[1] in r.normal and idx > 1 and toks[idx - 1][0] == CONJ and " ".join(
@@ -466,6 +491,11 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
                 toks[m][0] == AND for m in range(j + 1, idx)))):
             # "low lung volumes without focal opacity", "low lung volumes and bronchovascular crowding": a
             # property head is no place for a negated finding or one joined after it
+            break
+        elif k == ANAT and t[1] in r.observation_defaults and any(toks[m][0] == AND for m in range(j + 1, idx)) and (
+                _object_of(toks, min(_anatomy_group(toks, j, -1, words, r)), words, r)):
+            # "surgical changes of the right hemithorax and mild cardiomegaly": a finding with a place of its own
+            # does not take the place of an earlier finding
             break
         elif k == OBS and negated and toks[j][1] in r.normal and t[1] in r.pleural_observations:
             break  # "lungs are clear without effusion": the pleura is not the lungs' subject
@@ -508,6 +538,8 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
 
 
 _CONTRAST = frozenset(("but", "otherwise", "but otherwise"))
+#: Verbs after "which" that place the finding before it ("which appears to be within ...").
+_SEEMS = frozenset(("appear", "appears", "is", "are", "lies", "seen", "projects", "project"))
 
 
 def _statement_subject(toks: list[list], j: int, words: list[str], r: Rules) -> list[int]:

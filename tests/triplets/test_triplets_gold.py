@@ -9,7 +9,8 @@ import pytest
 
 from medslip.triplets import extract_mentions
 from medslip.triplets.gold import (
-    GoldSentence, default_gold_path, draw_of, format_scores, load_gold, main, score, side_of, split_of,
+    DRAWS, GoldSentence, all_draws, default_gold_path, draw_of, format_scores, load_gold, main, score, side_of,
+    split_of,
 )
 
 P, A, U = "present", "absent", "uncertain"
@@ -143,8 +144,8 @@ RULES: list[tuple[str, set[tuple[str, str, str]]]] = [
      {("density", "left_upper_lung", P), ("density", "right_upper_lung", P)}),
     ("Obscured right heart XXXX with streaky right medial basilar airspace opacities, possibly due to airspace "
      "disease versus atelectasis.",
-     {("obscure", "heart_border", P), ("opacity", "right_lower_lung", P), ("disease", "unspecified", U),
-      ("atelectasis", "unspecified", U)}),
+     {("obscure", "heart_border", P), ("opacity", "right_lower_lung", P), ("disease", "right_lower_lung", U),
+      ("atelectasis", "right_lower_lung", U)}),  # round 6: "possibly due to" is a hedge, so the readings take the host's place
     ("Moderate bilateral interstitial edema, with cardiomegaly and bilateral effusion consistent with moderate "
      "cardiac failure.",
      {("edema", "interstitium", P), ("edema", L, P), ("edema", R, P), ("cardiomegaly", "heart_size", P),
@@ -219,6 +220,45 @@ RULES: list[tuple[str, set[tuple[str, str, str]]]] = [
      {(o, a, P) for o in ("stable", "calcification", "tail_abnorm_obs") for a in ("right_lower_lung", R)}),
     ("There is XXXX dense consolidation within the retrocardiac left lower lobe.",
      {("consolidation", "retrocardiac", P), ("consolidation", "lower_left_lobe", P)}),
+    # normal-sentence false positives (IU sentences outside the gold file): a participle negation before its
+    # finding, a normality predicate after a first predicate, a technique word
+    ("Resolved interstitial edema.", {("edema", "interstitium", A)}),
+    ("Essentially resolved bibasilar atelectasis, no XXXX consolidation or pneumothorax.",
+     {("atelectasis", "lung_bases", A), ("consolidation", "unspecified", A), ("pneumothorax", "unspecified", A)}),
+    ("The pulmonary vascular markings are symmetric and normal.",
+     {("marking", "pulmonary", A), ("normal", "pulmonary", P)}),
+    ("A low KV film XXXX demonstrate these are probably calcified.", {("calcification", "unspecified", U)}),
+    # a finding with a place of its own does not take an earlier finding's located-at place across "and"
+    ("Surgical changes of the right hemithorax and mild cardiomegaly without acute cardiopulmonary abnormality "
+     "identified.", {("excluded_obs", R, P), ("cardiomegaly", "heart_size", P),
+                     ("abnormality", "cardiopulmonary", A)}),
+    # draw 8's tune part (scored first): a normal word over a comma list of heads, deformity as an appositive
+    # host, "cardio pulmonary", hedges "suggestion of" / "questioned", "to suggest" inside a negated list,
+    # distribution phrases, a head before a finding kept next to a closing apposition, portacatheter
+    ("Normal heart size, mediastinal and aortic contours.",
+     {("normal", "heart_size", P), ("normal", "mediastinal", P), ("normal", "aorta", P)}),
+    ("Left-sided rib deformities consistent with old fractures.", {("deformity", "rib", P), ("fracture", "rib", P)}),
+    ("Stable cardiomegaly without acute cardio pulmonary process.",
+     {("stable", "heart_size", P), ("cardiomegaly", "heart_size", P), ("process", "cardiopulmonary", A)}),
+    ("There is suggestion of subtle patchy opacities in lower lung XXXX bilaterally.",
+     {("opacity", "left_lower_lung", U), ("opacity", "right_lower_lung", U)}),
+    ("Questioned small left effusion.", {("effusion", "left_pleural", U)}),
+    ("No effusion, pneumothorax or consolidation to suggest pneumonia.",
+     {("effusion", "unspecified", A), ("pneumothorax", "unspecified", A), ("consolidation", "unspecified", A),
+      ("pneumonia", "unspecified", A)}),
+    ("Tortuous transverse aorta.", {("tortuous", "aorta", P)}),
+    ("Scattered opacities, primarily in the right lower lobe.", {("opacity", "lower_right_lobe", P)}),
+    ("Nodular opacity, best seen in the left upper lobe.", {("nodule", "upper_left_lobe", P)}),
+    ("Left basilar opacity, XXXX left lower lobe.", {("opacity", "left_lower_lung", P), ("opacity", "lower_left_lobe", P)}),
+    ("Right portacatheter in place.", {("catheter", "unspecified", P)}),
+    # a finding placed by "which appears to be within"; a property head is not joined by adjacency; hedges
+    # "could / possibly / perhaps due to"; modifier words smooth, asymmetric
+    ("Vague increased opacity which appears to be within the left lower lobe.", {("opacity", "lower_left_lobe", P)}),
+    ("Low lung volumes mild bibasilar atelectasis.", {("low", "lung_volumes", P), ("atelectasis", "lung_bases", P)}),
+    ("There are lateral mid right rib deformities, perhaps due to fractures as well.",
+     {("deformity", "rib", P), ("fracture", "rib", U)}),
+    ("There is asymmetric right apical smooth pleural thickening.",
+     {("thicken", "right_apical_lung", P), ("thicken", "right_pleural", P)}),
 ]
 
 
@@ -282,21 +322,31 @@ def test_score_definitions() -> None:
 def test_gold_scores_do_not_regress(gold: list[GoldSentence]) -> None:
     """Regression floors a little under the numbers recorded in docs/triplets.md (not the acceptance targets)."""
     tune = score([g for g in gold if g.split == "tune"])
-    assert tune["present_p"] >= 0.96 and tune["present_r"] >= 0.96 and tune["side_acc"] >= 0.97
+    assert tune["present_p"] >= 0.96 and tune["present_r"] >= 0.95 and tune["side_acc"] >= 0.96
     assert tune["absent_p"] >= 0.96 and tune["absent_r"] >= 0.96 and tune["normal_fp"] <= 0.015
     held = score([g for g in gold if g.split == "heldout"])
-    assert held["present_p"] >= 0.90 and held["present_r"] >= 0.88 and held["side_acc"] >= 0.87
-    assert held["normal_fp"] <= 0.04
+    assert held["present_p"] >= 0.92 and held["present_r"] >= 0.91 and held["side_acc"] >= 0.92
+    assert held["normal_fp"] <= 0.025
 
 
 def test_draws_number_the_ids(gold: list[GoldSentence]) -> None:
     """Ids are numbered in draw order, so ``--draw D`` selects exactly the sentences of draw D."""
-    assert [draw_of(f"g{i:04d}") for i in (0, 329, 330, 719, 720, 1079, 1080, 1439)] == [1, 1, 2, 5, 6, 6, 7, 7]
+    assert [draw_of(f"g{i:04d}") for i in (0, 329, 330, 719, 720, 1079, 1080, 1439, 1440, 1799)] == [
+        1, 1, 2, 5, 6, 6, 7, 7, 8, 8]
     with pytest.raises(ValueError, match="past the last draw"):
-        draw_of("g1440")
+        draw_of("g1800")
     counts = Counter(draw_of(g.id) for g in gold)
     # draw 7 leaves out the 8 held-out sentences whose extractor output was read before the draw was made
-    assert counts[6] == 360 and counts[7] == 352
+    assert counts[6] == 360 and counts[7] == 352 and counts[8] == 360
+
+
+def test_gold_sentences_are_the_seeded_draws(gold: list[GoldSentence]) -> None:
+    """Each gold id gNNNN is sentence NNNN of the seeded draws (so no sentence was picked by hand), with its split."""
+    draws = all_draws()
+    assert len(draws) == sum(sum(strata.values()) for _seed, strata in DRAWS)
+    for g in gold:
+        d = draws[int(g.id[1:])]
+        assert (g.sentence, g.report, g.stratum, g.split) == (d["sentence"], d["report"], d["stratum"], d["split"])
 
 
 def test_scorer_cli(capsys) -> None:
