@@ -156,7 +156,9 @@ def _fold_sides(toks: list[list], words: list[str], r: Rules) -> list[list]:
         if kind == POSTSIDE:
             for back, prev in enumerate(reversed(out)):
                 if prev[0] in (ANAT, OBS):
-                    if prev[4] is None and t[2] - prev[3] <= 3:
+                    # a comparison of the sides after a sided head names both ("at the left costophrenic XXXX
+                    # greater than right")
+                    if (prev[4] is None or (t[1] == "both" and prev[4] != "both")) and t[2] - prev[3] <= 3:
                         prev[4] = t[1]
                         if prev[0] == OBS:
                             if back == 0:  # "opacities bilaterally, most prominent in ...": one phrase
@@ -441,7 +443,8 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
         gap = words[end:toks[j][2]]
         # measurements ("measuring approximately 3.3 cm") do not count towards the reach of the preposition
         kept = [w for w in gap if w not in r.measure_words and not w.isdigit()]
-        if gap and len(kept) <= r.max_prep_gap and any(w in r.prepositions for w in kept[:r.prep_reach]):
+        if gap and len(kept) <= r.max_prep_gap and (any(w in r.prepositions for w in kept[:r.prep_reach]) or (
+                t[1] in r.object_observations and j == idx + 1 and all(w in _ARTICLES for w in kept))):
             # "tube terminates in the trachea"; a head right before the observation stays ("left perihilar
             # scarring in the upper lobe")
             before = _anatomy_group(toks, idx - 1, -1, words, r) if (
@@ -605,6 +608,14 @@ def _last_obs(toks: list[list], j: int) -> int:
     return j if j >= 0 and toks[j][0] == OBS else -1
 
 
+def _stated_before(toks: list[list], j: int) -> int:
+    """The observation that token j ends the statement of, across the heads and "and"s of its own phrase
+    ("normal in size and contour"); -1 if there is none."""
+    while j >= 0 and toks[j][0] in (ANAT, AND):
+        j -= 1
+    return j if j >= 0 and toks[j][0] == OBS else -1
+
+
 def _words(low: str, r: Rules, full: bool = True) -> tuple[list[str], list]:
     """Word tokens of a lower-cased sentence and their spans (``(start, end)`` or a match); de-identification
     masks ("XXXX") are dropped so that they do not break a phrase ("costophrenic XXXX blunting"), a joined
@@ -730,7 +741,7 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
             # the left pleura and the aorta); others do not ("fracture ... on right rib 4")
             anatomies = [a for a in r.default_anatomies(t[1], t[4]) if side_of(a)] + anatomies
         if not anatomies and idx + 1 < len(toks) and toks[idx + 1][0] == OBS and _bridged(
-                words, t[3], toks[idx + 1][2], r):
+                words, t[3], toks[idx + 1][2], r) and toks[idx + 1][1] not in r.object_observations:
             anatomies = [a for a in located[idx + 1] if a != "unspecified"]
         elif (not anatomies and t[1] in r.normal and idx + 2 < len(toks) and toks[idx + 1][0] == AND
               and toks[idx + 1][1] is None and toks[idx + 2][0] == OBS and toks[idx + 2][1] in r.normal
@@ -756,10 +767,14 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
                 located[idx] = list(located[idx - 2])
             elif idx not in named and t[4] is None and t[1] in r.postposed and idx and (
                     toks[idx - 1][0] == OBS
-                    or (idx > 1 and toks[idx - 1][0] == COMMA and _last_obs(toks, idx - 2) >= 0)):
+                    or (idx > 1 and toks[idx - 1][0] == COMMA and _last_obs(toks, idx - 2) >= 0)
+                    or (idx == len(toks) - 1 and toks[idx - 1][0] == AND and toks[idx - 1][1] is None
+                        and toks[idx - 2][0] == COMMA and _stated_before(toks, idx - 3) >= 0)):
                 # "nodule stable", "nodule, stable", "granulomatous nodule left midlung, stable",
-                # "left base opacities again noted, stable"
-                located[idx] = list(located[idx - 1 if toks[idx - 1][0] == OBS else _last_obs(toks, idx - 2)])
+                # "left base opacities again noted, stable"; ending the sentence after ", and": "the
+                # cardiomediastinal silhouette is normal in size and contour, and stable"
+                located[idx] = list(located[idx - 1 if toks[idx - 1][0] == OBS else _last_obs(toks, idx - 2)
+                                            if toks[idx - 1][0] == COMMA else _stated_before(toks, idx - 3)])
             elif (host is not None and idx not in named and t[4] is None and status[idx] != ABSENT
                     and t[1] not in r.normal):
                 located[idx] = list(located[host])
@@ -805,6 +820,9 @@ def _sentence_mentions(sent: str, low: str, offset: int, r: Rules, full: bool = 
             pass  # "right lung free of consolidation", "lungs clear without ...": one phrase states both
         elif words[toks[q][2]] == "without" and toks[p][0] == COMMA:
             p -= 1
+            if p > 0 and toks[p][0] == ANAT and toks[p - 1][0] == OBS and toks[p - 1][1] in r.normal and (
+                    toks[p - 1][3] == toks[p][2]):
+                p -= 1  # "grossly clear lungs, without focal consolidation": the normal word before its head
         elif words[toks[q][2]] == "without" and p and toks[p][0] == AND and toks[p][1] is None and (
                 toks[p - 1][0] == COMMA):
             p -= 2  # "the lungs are clear, and without focal opacity"

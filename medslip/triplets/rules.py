@@ -102,6 +102,7 @@ class Rules:
     masks: frozenset[str] = frozenset()
     appositive_hosts: frozenset[str] = frozenset()
     postposed: frozenset[str] = frozenset()
+    object_observations: frozenset[str] = frozenset()
     part_of: frozenset[str] = frozenset()
     part_of_gap: int = 8
     measure_words: frozenset[str] = frozenset()
@@ -269,6 +270,8 @@ def compile_rules(raw: dict[str, Any]) -> Rules:
     r.measure_words = frozenset(w for f in raw.get("measure_words", []) for w in phrase_words(f))
     r.distribution_words = frozenset(w for f in raw.get("distribution_words", []) for w in phrase_words(f))
     r.postposed = frozenset(_check_observation(o, "postposed") for o in raw.get("postposed", []))
+    r.object_observations = frozenset(_check_observation(o, "object_observations")
+                                      for o in raw.get("object_observations", []))
     masks = raw.get("deidentification", {})
     r.masks = frozenset(m.lower() for m in masks.get("masks", []))
     r.joined_masks = {k.lower(): " ".join(phrase_words(v)) for k, v in masks.get("joined", {}).items()}
