@@ -298,13 +298,19 @@ def _statuses(toks: list[list], r: Rules, words: list[str]) -> dict[int, str]:
                         k -= 2
         elif (kind == OBS and t[1] in r.normality_predicates and idx and status[idx] == PRESENT and (
                 toks[idx - 1][0] == VERB or (idx > 1 and toks[idx - 1][0] == AND and toks[idx - 1][1] is None
-                                             and toks[idx - 2][0] == VERB))):
+                                             and toks[idx - 2][0] == VERB))
+              # "X shows normal Y" says Y is normal, not X ("... monitor leads shows normal cardiomediastinal ...")
+              and words[toks[idx - 1 if toks[idx - 1][0] == VERB else idx - 2][2]] not in _OBJECT_VERBS):
             # "heart size and vascular engorgement appear within normal limits": the subject is normal (also
             # after a first predicate outside the vocabulary: "markings are symmetric and normal")
             for j in _subject(toks, idx - 1 if toks[idx - 1][0] == VERB else idx - 2):
                 if toks[j][0] == OBS and toks[j][1] not in r.normal and status[j] == PRESENT:
                     status[j] = ABSENT
     return status
+
+
+#: Verbs whose object, not their subject, is what a normal word after them describes.
+_OBJECT_VERBS = frozenset(("show", "shows", "showed", "demonstrate", "demonstrates", "demonstrated"))
 
 
 def _after_no_change(toks: list[list], idx: int) -> bool:
@@ -448,7 +454,8 @@ def _locate(toks: list[list], idx: int, words: list[str], r: Rules) -> list[int]
             # "tube terminates in the trachea"; a head right before the observation stays ("left perihilar
             # scarring in the upper lobe")
             before = _anatomy_group(toks, idx - 1, -1, words, r) if (
-                idx and toks[idx - 1][0] == ANAT and toks[idx - 1][3] == t[2]) else []
+                idx and toks[idx - 1][0] == ANAT and all(  # also across a measurement: "left lower lobe 5 mm granuloma"
+                    w in r.measure_words or w[0].isdigit() for w in words[toks[idx - 1][3]:t[2]])) else []
             after = _anatomy_group(toks, j, 1, words, r, located_at=True)
             if after and all(_lung_region(r.heads[toks[a][1]].resolve(toks[a][4], False)) for a in after):
                 # an unsided organ word is no place of its own: "lung nodule in the right upper lobe"
@@ -634,7 +641,10 @@ def _words(low: str, r: Rules, full: bool = True) -> tuple[list[str], list]:
         m = matches[i]
         w = m.group()
         cands = r.mask_phrases.get(w)
-        if cands is not None:
+        if cands is not None and not (
+                # a mask that opens a joined mask ("left XXXX-a-XXXX") is that word, not a masked word
+                i + 3 < n and r.joined_masks and matches[i + 1].group() in r.masks
+                and low[matches[i + 1].start():matches[i + 3].end()] in r.joined_masks):
             hit = next((e for e in cands if i + len(e[0]) <= n
                         and all(matches[i + k].group() == x for k, x in enumerate(e[0]))), None)
             if hit is not None:

@@ -292,6 +292,29 @@ RULES: list[tuple[str, set[tuple[str, str, str]]]] = [
     ("Grossly clear lungs, without focal airspace consolidation, pleural effusion, or pneumothorax.",
      {("clear", L, P), ("clear", R, P), ("consolidation", L, A), ("consolidation", R, A),
       ("effusion", "pleural_unspec", A), ("pneumothorax", "unspecified", A)}),
+    # eighth round (draw 10's tune part, scored first; IU sentences outside the gold file): a side right before a
+    # mask is the masked word's (an unknown place); a joined mask after a side is still its word
+    ("Large right XXXX pneumothorax with associated complete collapse of the right lower lobe.",
+     {("pneumothorax", "unspecified", P), ("collapse", "lower_right_lobe", P)}),
+    ("Elevation of the right XXXX diaphragm, containing liver.", {("elevation", "diaphragm_unspec", P)}),
+    ("Left XXXX-A-XXXX in place.", {("catheter", "unspecified", P)}),  # guard
+    # modifier words remote, posttraumatic, middle; a head before a finding across a measurement
+    ("Stable remote posttraumatic changes of multiple right ribs.",
+     {("stable", "rib", P), ("excluded_obs", "rib", P)}),
+    ("There is a right middle base calcific nodular density XXXX from old granulomatous disease.",
+     {(o, "right_lower_lung", P) for o in ("calcification", "nodule", "density", "tail_abnorm_obs", "disease")}),
+    ("Stable left lower lobe 5 mm granuloma adjacent to the heart XXXX.",
+     {(o, a, P) for o in ("stable", "tail_abnorm_obs") for a in ("lower_left_lobe", "heart_size")}),
+    # a pleural line is no device line; "X shows normal Y" clears Y, not X; a recommendation to exclude is a
+    # hedge; "unclear whether this is" offers readings; "without typical findings of"
+    ("No pleural line of pneumothorax.", {("pneumothorax", "unspecified", A)}),
+    ("Portable view of the chest with overlying external cardiac monitor leads shows normal heart size.",
+     {("lead", "unspecified", P), ("normal", "heart_size", P)}),
+    ("Possibility of tuberculosis should be excluded.", {("tail_abnorm_obs", "unspecified", U)}),
+    ("Unclear whether this is a pulmonary finding or skeletal finding.",
+     {("finding", "pulmonary", U), ("finding", "other", U)}),
+    ("Vascular redistribution without typical findings of pulmonary edema.",
+     {("redistribution", "pulmonary", P), ("edema", "pulmonary", A)}),
 ]
 
 
@@ -364,13 +387,13 @@ def test_gold_scores_do_not_regress(gold: list[GoldSentence]) -> None:
 
 def test_draws_number_the_ids(gold: list[GoldSentence]) -> None:
     """Ids are numbered in draw order, so ``--draw D`` selects exactly the sentences of draw D."""
-    assert [draw_of(f"g{i:04d}") for i in (0, 329, 330, 719, 720, 1079, 1080, 1439, 1440, 1799, 1800, 2159)] == [
-        1, 1, 2, 5, 6, 6, 7, 7, 8, 8, 9, 9]
+    assert [draw_of(f"g{i:04d}") for i in (0, 329, 330, 719, 720, 1079, 1080, 1439, 1440, 1799, 1800, 2159, 2160,
+                                           2519)] == [1, 1, 2, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10]
     with pytest.raises(ValueError, match="past the last draw"):
-        draw_of("g2160")
+        draw_of("g2520")
     counts = Counter(draw_of(g.id) for g in gold)
-    # draws 7 and 9 leave out the held-out sentences (8 and 11) whose extractor output was read before the draw
-    assert counts[6] == 360 and counts[7] == 352 and counts[8] == 360 and counts[9] == 349
+    # draws 7, 9 and 10 leave out the held-out sentences (8, 11, 13) whose extractor output was read before the draw
+    assert counts[6] == 360 and counts[7] == 352 and counts[8] == 360 and counts[9] == 349 and counts[10] == 347
 
 
 def test_gold_sentences_are_the_seeded_draws(gold: list[GoldSentence]) -> None:
